@@ -86,7 +86,7 @@ def _insert_level(conn: Connection, generation_id: int, frame: gpd.GeoDataFrame,
     ]
     result = conn.execute(insert(Unit).returning(Unit.code, Unit.id, sort_by_parameter_order=True),
                           rows)
-    return dict(result.tuples().all())
+    return {code: unit_id for code, unit_id in result}
 
 
 def active_generation_id(conn: Connection) -> int | None:

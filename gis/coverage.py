@@ -8,15 +8,16 @@ codes spatially, and lists every problem it finds, each with the level, code, ro
 for spatial problems, a location. Nothing is dropped silently: a unit that cannot be used is an
 error in the report, and a report with errors blocks the load.
 
-Spatial checks work in EPSG:4549 metres. Gaps, overlaps and spill-over smaller than
-``area_tolerance_m2`` (default 1 m²) are ignored as digitising noise, but GEOS coverage
-validation (``shapely.coverage_invalid_edges``) still reports sibling edges that do not match
-exactly, so a hierarchy that passes is a true partition.
+Spatial checks run on the stored lon/lat coordinates, with areas in m². Gaps, overlaps and
+spill-over smaller than ``area_tolerance_m2`` (default 1 m²) are ignored as digitising noise,
+but GEOS coverage validation (``shapely.coverage_invalid_edges``) still reports sibling edges
+that do not match exactly, so a hierarchy that passes is a true partition.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -25,10 +26,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis.crs import transform_geometry
 from gis.models.units import DEDICATED_KINDS, GRID_TYPES, LEVELS
 
 CODE_LENGTHS = {"district": (6,), "street": (9,), "community": (12,), "grid": (15, 14)}
+EARTH_RADIUS_M = 6_371_008.8
 COLUMNS = ("code", "name", "parent_code", "grid_type", "dedicated_kind")
 
 
@@ -99,8 +100,21 @@ def _row(frame: pd.DataFrame, i: int) -> int | None:
 def _point_wkt(geom) -> str | None:
     if geom is None or shapely.is_empty(geom):
         return None
-    lonlat = transform_geometry(shapely.point_on_surface(geom), "EPSG:4549", "cgcs2000")
-    return shapely.to_wkt(lonlat, rounding_precision=7)
+    return shapely.to_wkt(shapely.point_on_surface(geom), rounding_precision=7)
+
+
+def _area_m2(geom) -> float:
+    """Area of a small lon/lat geometry in m², from the local scale at its latitude.
+
+    The checks run on the stored lon/lat coordinates, as PostGIS's ST_Covers does: projecting
+    first would bend straight edges differently for a parent and its children (a parent's long
+    edge and the children's shorter chords along it) and invent slivers that are not there.
+    """
+    if shapely.is_empty(geom):
+        return 0.0
+    lat = math.radians(shapely.centroid(geom).y)
+    metres_per_degree = math.pi / 180 * EARTH_RADIUS_M
+    return float(shapely.area(geom)) * metres_per_degree**2 * math.cos(lat)
 
 
 def normalise_frame(frame: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
@@ -112,7 +126,8 @@ def normalise_frame(frame: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
         if column not in out.columns:
             out[column] = None
     for column in COLUMNS:
-        out[column] = out[column].map(_clean_str).astype(object)
+        out[column] = pd.Series([_clean_str(v) for v in out[column]], index=out.index,
+                                dtype=object)
     if out.crs is None:
         out = out.set_crs(4490)
     elif out.crs.to_epsg() != 4490:
@@ -122,7 +137,7 @@ def normalise_frame(frame: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
 
 
 def _clean_str(value) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -238,35 +253,32 @@ def _check_parents(child: gpd.GeoDataFrame, parent: gpd.GeoDataFrame, level: str
 
 def _check_coverage(child: gpd.GeoDataFrame, parent: gpd.GeoDataFrame, level: str,
                     report: ValidationReport, area_tolerance_m2: float) -> None:
-    """Siblings must tile their parent: no overlaps, no gaps, nothing outside."""
+    """Units of a level must not overlap, and siblings must tile their parent exactly."""
     usable_child = child[child["_usable"]]
-    metric_child = transform_geometry(usable_child.geometry.array, "cgcs2000", "EPSG:4549")
-    metric_parent = transform_geometry(
-        parent[parent["_usable"]].geometry.array, "cgcs2000", "EPSG:4549")
-    parents = dict(zip(parent[parent["_usable"]]["code"], metric_parent, strict=True))
+    usable_parent = parent[parent["_usable"]]
+    parents = dict(zip(usable_parent["code"], usable_parent.geometry.array, strict=True))
     codes = usable_child["code"].to_numpy()
     rows = [_row(usable_child, i) for i in range(len(usable_child))]
     groups = usable_child.groupby("parent_code", dropna=True).indices
 
+    _check_overlaps(usable_child.geometry.array, codes, rows, level, report, area_tolerance_m2)
     for parent_code, positions in groups.items():
-        siblings = metric_child[positions]
-        _check_overlaps(siblings, codes[positions], [rows[p] for p in positions], level,
-                        report, area_tolerance_m2)
+        siblings = usable_child.geometry.array[positions]
         _check_edges(siblings, codes[positions], level, parent_code, report)
         outline = parents.get(parent_code)
         if outline is None:
             continue
         for i, geom in zip(positions, siblings, strict=True):
             spill = shapely.difference(geom, outline)
-            if shapely.area(spill) > area_tolerance_m2:
+            if _area_m2(spill) > area_tolerance_m2:
                 report.add(level, codes[i], "outside_parent",
-                           f"{shapely.area(spill):.1f} m² lies outside parent {parent_code}",
+                           f"{_area_m2(spill):.1f} m² lies outside parent {parent_code}",
                            rows[i], _point_wkt(spill))
         union = shapely.union_all(siblings)
         for gap in shapely.get_parts(shapely.difference(outline, union)):
-            if shapely.area(gap) > area_tolerance_m2:
+            if _area_m2(gap) > area_tolerance_m2:
                 report.add(level, None, "gap",
-                           f"{shapely.area(gap):.1f} m² of parent {parent_code} is covered "
+                           f"{_area_m2(gap):.1f} m² of parent {parent_code} is covered "
                            "by none of its children", None, _point_wkt(gap))
     for parent_code in set(parents) - set(groups):
         report.add(LEVELS[LEVELS.index(level) - 1], parent_code, "no_children",
@@ -279,9 +291,9 @@ def _check_overlaps(geoms, codes, rows, level, report, area_tolerance_m2) -> Non
     keep = left < right
     for a, b in zip(left[keep], right[keep], strict=True):
         overlap = shapely.intersection(geoms[a], geoms[b])
-        if shapely.area(overlap) > area_tolerance_m2:
+        if _area_m2(overlap) > area_tolerance_m2:
             report.add(level, codes[a], "overlap",
-                       f"overlaps {codes[b]} by {shapely.area(overlap):.1f} m²",
+                       f"overlaps {codes[b]} by {_area_m2(overlap):.1f} m²",
                        rows[a], _point_wkt(overlap))
 
 
@@ -293,7 +305,7 @@ def _check_edges(geoms, codes, level, parent_code, report) -> None:
         if edges is not None and not shapely.is_empty(edges):
             report.add(level, code, "coverage_edges",
                        f"edges do not match its neighbours' within {parent_code} "
-                       f"({shapely.length(edges):.2f} m of edge)", None, _point_wkt(edges))
+                       f"({len(shapely.get_parts(edges))} edge(s))", None, _point_wkt(edges))
 
 
 def validate_hierarchy(levels: dict[str, gpd.GeoDataFrame], *,
@@ -329,6 +341,4 @@ def validate_hierarchy(levels: dict[str, gpd.GeoDataFrame], *,
             _fill_parents(frames[lower], frames[upper])
             _check_parents(frames[lower], frames[upper], lower, report)
             _check_coverage(frames[lower], frames[upper], lower, report, area_tolerance_m2)
-    for frame in frames.values():
-        frame.drop(columns="_usable", inplace=True)
-    return frames, report
+    return {level: frame.drop(columns="_usable") for level, frame in frames.items()}, report

@@ -39,6 +39,11 @@ def get_engine(url: str | None = None) -> Engine:
     return _engine_for(normalise_url(url) if url else database_url())
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic filter: PostGIS's own tables (spatial_ref_sys, …) are not ours to manage."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
 def alembic_config(url: str | None = None):
     from alembic.config import Config
 

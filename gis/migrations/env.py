@@ -5,15 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from gis.database import include_object
 from gis.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-
-def include_object(obj, name, type_, reflected, compare_to):
-    # PostGIS's own tables (spatial_ref_sys, topology, …) are not ours to manage.
-    return not (type_ == "table" and reflected and compare_to is None)
 
 
 def run_migrations_online() -> None:
