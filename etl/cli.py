@@ -255,7 +255,8 @@ def boundaries_import(gpkg, district, street, community, grid, crs, code_field, 
         return
     inputs = [str(p) for p in (gpkg, *sources.values()) if p is not None]
     generation_id = create_generation(
-        engine, levels, name=generation_name or f"import of {', '.join(inputs)}",
+        engine, levels,
+        name=generation_name or f"import of {', '.join(Path(p).name for p in inputs)}"[:200],
         source="; ".join(inputs), area_tolerance_m2=tolerance,
     )
     click.echo(f"generation {generation_id} created (inactive)")
