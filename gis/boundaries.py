@@ -9,7 +9,6 @@ the whole generation back.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +20,8 @@ from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from gis.config import SHIPPED_BOUNDARIES
 from gis.coverage import BoundaryValidationError, validate_hierarchy
 from gis.crs import area_m2
+from gis.incidents import reassign_incidents
 from gis.models import LEVELS, Generation, Unit
-
-#: Functions called inside the activation transaction as ``hook(conn, old_id, new_id)``; later
-#: layers (incident reassignment) register here so activation stays one atomic step.
-ACTIVATION_HOOKS: list[Callable[[Connection, int | None, int], None]] = []
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,8 @@ def activate(engine: Engine, generation_id: int) -> int | None:
     """Make ``generation_id`` the active generation; returns the id it replaced (or None).
 
     One transaction: the generation table is locked so two activations cannot interleave, the
-    old generation is retired, the new one activated and the activation hooks run.
+    old generation is retired, the new one activated and every incident reassigned to it (the
+    old assignments go to the history table).
     """
     with engine.begin() as conn:
         conn.execute(text("LOCK TABLE generation IN SHARE ROW EXCLUSIVE MODE"))
@@ -115,8 +112,7 @@ def activate(engine: Engine, generation_id: int) -> int | None:
                          .values(active=False, retired_at=func.now()))
         conn.execute(update(Generation).where(Generation.id == generation_id)
                      .values(active=True, activated_at=func.now(), retired_at=None))
-        for hook in ACTIVATION_HOOKS:
-            hook(conn, previous, generation_id)
+        reassign_incidents(conn, generation_id)
     return previous
 
 
