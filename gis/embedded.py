@@ -57,7 +57,6 @@ class EmbeddedPostgres:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.home = self.settings.home
-        self.log_file = self.home / "postgres.log"
         self.password_file = self.home / "password"
         self.port_file = self.home / "port"
 
@@ -70,6 +69,11 @@ class EmbeddedPostgres:
                 "install postgresql-15 and postgresql-15-postgis-3 (scripts/bootstrap.sh does)"
             )
         return self.settings.pg_bin
+
+    @property
+    def log_file(self) -> Path:
+        """Beside the data folder, where the server's user can write it."""
+        return self.data_dir.parent / "postgres.log"
 
     @property
     def server_user(self) -> str | None:
