@@ -1,0 +1,104 @@
+"""The web layer: Flask blueprints for the map pages and the JSON API, Folium map builders.
+
+:func:`create_app` is the application factory (``app.py`` at the project root re-exports it for
+``flask --app app run`` and WSGI servers; it lives here because ``app.py`` is not an installed
+module and ``gridgov serve`` must import it from anywhere). Pages and API call ``gis`` functions
+only; what they share per process is a :class:`GenerationStore`.
+
+Settings (``create_app(config)`` wins over the environment, ``GRIDGOV_<NAME>``):
+
+- ``DATABASE_URL``: database to use; default ``gis.database.get_engine()`` (``DATABASE_URL`` or
+  the embedded PostGIS);
+- ``OSM_LAYER``: offer an OpenStreetMap layer (off until switched on; needs the internet);
+- ``CACHE_GENERATIONS``: how many generations' units and pages to keep in memory (default 4).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    from flask import Flask
+    from sqlalchemy import Engine
+
+T = TypeVar("T")
+EXTENSION = "gridgov"
+
+
+class GenerationStore:
+    """Per-process read-through cache of generations for the web layer.
+
+    A generation's units never change once written, so its frames and whatever is built from
+    them (map pages) are cached by generation id, least recently used first out. Which generation
+    is active is asked of the database on every call.
+    """
+
+    def __init__(self, engine: Engine, size: int = 4) -> None:
+        self.engine = engine
+        self.size = max(1, size)
+        self._entries: OrderedDict[int, dict[Hashable, Any]] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def active_id(self) -> int | None:
+        from gis.boundaries import active_generation_id
+
+        with self.engine.connect() as conn:
+            return active_generation_id(conn)
+
+    def cached(self, generation_id: int, key: Hashable, build: Callable[[], T]) -> T:
+        """The value stored for ``(generation_id, key)``, built once by ``build()``."""
+        with self._lock:
+            entry = self._entries.get(generation_id)
+            if entry is not None and key in entry:
+                self._entries.move_to_end(generation_id)
+                return entry[key]
+            value = build()
+            entry = self._entries.setdefault(generation_id, {})
+            entry[key] = value
+            self._entries.move_to_end(generation_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            return value
+
+    def levels(self, generation_id: int) -> dict[str, gpd.GeoDataFrame]:
+        """The generation's units per level; raises ``LookupError`` for an unknown id."""
+        from gis.boundaries import read_generation
+
+        return self.cached(generation_id, "levels",
+                           lambda: read_generation(self.engine, generation_id))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def current_store() -> GenerationStore:
+    """The store of the app handling the current request."""
+    from flask import current_app
+
+    return current_app.extensions[EXTENSION]
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app: pages at ``/``, offline assets at ``/assets``, JSON at ``/api``."""
+    from flask import Flask
+
+    from gis.database import get_engine
+    from webmap import api, views
+
+    app = Flask(__name__, static_folder=None)
+    app.config.from_mapping(DATABASE_URL=None, OSM_LAYER=False, CACHE_GENERATIONS=4)
+    app.config.from_prefixed_env("GRIDGOV")
+    if config:
+        app.config.update(config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    engine = get_engine(app.config["DATABASE_URL"] or None)
+    app.extensions[EXTENSION] = GenerationStore(engine, int(app.config["CACHE_GENERATIONS"]))
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    return app
