@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing, and nothing that is already there:
 #   - PostgreSQL 15 + PostGIS 3 from Debian's packages (only when DATABASE_URL is not set),
+#   - with --browser, Debian's Chromium for the end-to-end browser tests,
 #   - the Python virtual environment .venv with the project and its dev tools.
 # Works as root or as a user with sudo. Safe to run again: each step checks before it acts.
 set -euo pipefail
@@ -21,7 +22,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
 
+with_browser=""
+[ "${1:-}" = "--browser" ] && with_browser=1
+
 missing=()
+if [ -n "$with_browser" ] && ! command -v chromium >/dev/null 2>&1; then
+  missing+=(chromium)
+fi
 if [ -z "${DATABASE_URL:-}" ]; then
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || missing+=(postgresql-15)

@@ -4,7 +4,7 @@
 # the tests create their own databases on that server and drop them afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --browser
 
 started=""
 if [ -z "${DATABASE_URL:-}" ]; then
