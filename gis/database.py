@@ -40,8 +40,17 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
-    """Alembic filter: PostGIS's own tables (spatial_ref_sys, …) are not ours to manage."""
-    return not (type_ == "table" and reflected and compare_to is None)
+    """Alembic filter: tables we do not model (PostGIS's spatial_ref_sys, the incident
+    partitions) are not ours to manage, nor are the per-partition copies PostgreSQL makes of a
+    foreign key that points at the partitioned incident table."""
+    from gis.models import Base
+
+    if reflected and compare_to is None:
+        if type_ == "table":
+            return False
+        if type_ == "foreign_key_constraint":
+            return obj.referred_table.name in Base.metadata.tables
+    return True
 
 
 def alembic_config(url: str | None = None):

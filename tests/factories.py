@@ -46,3 +46,30 @@ def small_hierarchy() -> dict[str, gpd.GeoDataFrame]:
                                   "dedicated_kind": None, "geometry": cells(i, j, i + 1, j + 1)})
     return {"district": district, "street": _frame(streets),
             "community": _frame(communities), "grid": _frame(grids)}
+
+
+def small_organisation(conn) -> dict[str, int]:
+    """Departments and routes for workflow tests on :func:`small_hierarchy`: E0102 goes to the
+    enforcement bureau (so to the squadron of the case's street) with the market bureau copied
+    in; E0708 goes to the market bureau; E0603 has no route (the command centre's queue)."""
+    from sqlalchemy import text
+
+    def department(code, name, kind, parent=None, street=None):
+        return conn.execute(text(
+            """INSERT INTO department (code, name, kind, parent_id, street_code)
+               VALUES (:c, :n, :k, :p, :s) RETURNING id"""),
+            {"c": code, "n": name, "k": kind, "p": parent, "s": street}).scalar_one()
+
+    ids = {"command_centre": department("command_centre", "指挥中心", "command_centre")}
+    ids["caeb"] = department("caeb", "综合行政执法局", "bureau")
+    ids["caeb_team"] = department("caeb_team", "综合行政执法大队", "enforcement_team",
+                                  ids["caeb"])
+    for street in ("320213001", "320213002"):
+        ids[f"squadron_{street}"] = department(f"squadron_{street}", f"{street}中队",
+                                               "squadron", ids["caeb_team"], street)
+    ids["msb"] = department("msb", "市场监督管理局", "bureau")
+    routes = [("E0102", ids["caeb"], "responsible"), ("E0102", ids["msb"], "copy"),
+              ("E0708", ids["msb"], "responsible")]
+    conn.execute(text("INSERT INTO class_route VALUES (:c, :d, :r)"),
+                 [{"c": c, "d": d, "r": r} for c, d, r in routes])
+    return ids
