@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
 
-from gis.boundaries import activate, create_generation
-from gis.catalogues import load_classes
-from gis.deadlines import load_rules
 from gis.incidents import report_incident
 from gis.workflow import (
     ROLES,
@@ -19,15 +15,11 @@ from gis.workflow import (
     Actor,
     InvalidInput,
     NotAllowed,
-    Workflow,
     WorkflowError,
     allowed_actions,
     check_transition,
 )
-from tests.factories import lattice, small_hierarchy, small_organisation
-
-CST = ZoneInfo("Asia/Shanghai")
-FRIDAY = datetime(2019, 5, 10, 16, 0, tzinfo=CST)  # a Friday afternoon, before a normal weekend
+from tests.casekit import CENTRE, CST, FRIDAY, act, handler, new_case, run_to
 
 # The matrix the workflow must implement, written out by hand (action: roles allowed).
 EXPECTED_ROLES = {
@@ -92,62 +84,11 @@ def test_notes_are_required_where_a_reason_matters():
 
 
 # -- against the database ------------------------------------------------------------------------
-@pytest.fixture
-def world(fresh_engine):
-    load_classes(fresh_engine)
-    load_rules(fresh_engine)
-    activate(fresh_engine, create_generation(fresh_engine, small_hierarchy(), name="g"))
-    with fresh_engine.begin() as conn:
-        departments = small_organisation(conn)
-        workflow = Workflow.load(conn)
-    return fresh_engine, workflow, departments
-
-
-CENTRE = {role: Actor(role, f"{role}-1") for role in
-          ("acceptor", "shift_leader", "dispatcher", "supervisor")}
-
-
-def _new_case(engine, workflow, class_code="E0102", at=FRIDAY, cell=(0, 3)):
-    x, y = lattice(*cell)
-    with engine.begin() as conn:
-        incident = report_incident(conn, source="grid_worker", class_code=class_code,
-                                   reported_at=at, x=x + 0.001, y=y + 0.001)
-        return workflow.open_case(conn, incident.id, incident.reported_at,
-                                  Actor("grid_worker", "网格员甲"))
-
-
-def _act(engine, workflow, case, action, actor, at, **kwargs):
-    with engine.begin() as conn:
-        return workflow.act(conn, case.id, action, actor, at=at, **kwargs)
-
-
-def _handler(departments, street="320213001"):
-    return Actor("handler", "队员", department_id=departments[f"squadron_{street}"])
-
-
-def _run_to(engine, workflow, departments, case, last_action, start=FRIDAY):
-    steps = [("accept", CENTRE["acceptor"], {}), ("file", CENTRE["shift_leader"], {}),
-             ("dispatch", CENTRE["dispatcher"], {}), ("sign", _handler(departments), {}),
-             ("feedback", _handler(departments), {"note": "已清理", "photos": [{"id": "p1"}]}),
-             ("verify_pass", CENTRE["supervisor"], {"location": (120.301, 31.576)}),
-             ("close", CENTRE["shift_leader"], {}),
-             ("evaluate", CENTRE["shift_leader"], {"score": 95})]
-    at = start
-    for action, actor, kwargs in steps:
-        if case.state not in TRANSITIONS[action].sources:
-            continue  # already past this step
-        at += timedelta(minutes=10)
-        case = _act(engine, workflow, case, action, actor, at, **kwargs)
-        if action == last_action:
-            break
-    return case, at
-
-
 def test_the_whole_path_with_routing_deadlines_and_trail(world):
     engine, workflow, departments = world
-    case = _new_case(engine, workflow)
+    case = new_case(engine, workflow)
     assert case.state == "reported" and case.number.startswith("20190510")
-    case, _ = _run_to(engine, workflow, departments, case, "evaluate")
+    case, _ = run_to(engine, workflow, departments, case, "evaluate")
     assert case.state == "evaluated" and case.seq == 9
     with engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM case_file WHERE id = :id"),
@@ -174,7 +115,7 @@ def test_the_whole_path_with_routing_deadlines_and_trail(world):
 
 def test_trail_is_append_only(world):
     engine, workflow, _ = world
-    case = _new_case(engine, workflow)
+    case = new_case(engine, workflow)
     for sql in ("UPDATE case_event SET note = 'x'", "DELETE FROM case_event",
                 "TRUNCATE case_event CASCADE"):
         with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
@@ -186,33 +127,33 @@ def test_trail_is_append_only(world):
 
 def test_illegal_transitions_and_scoping(world):
     engine, workflow, departments = world
-    case = _new_case(engine, workflow)
+    case = new_case(engine, workflow)
     with pytest.raises(WorkflowError, match="cannot file a case that is reported"):
-        _act(engine, workflow, case, "file", CENTRE["shift_leader"], FRIDAY)
+        act(engine, workflow, case, "file", CENTRE["shift_leader"], FRIDAY)
     with pytest.raises(NotAllowed):
-        _act(engine, workflow, case, "accept", Actor("grid_worker", "w"), FRIDAY)
-    case, at = _run_to(engine, workflow, departments, case, "dispatch")
-    other_street = _handler(departments, "320213002")
+        act(engine, workflow, case, "accept", Actor("grid_worker", "w"), FRIDAY)
+    case, at = run_to(engine, workflow, departments, case, "dispatch")
+    other_street = handler(departments, "320213002")
     with pytest.raises(NotAllowed, match="department"):
-        _act(engine, workflow, case, "sign", other_street, at)
-    case, at = _run_to(engine, workflow, departments, case, "feedback", start=at)
+        act(engine, workflow, case, "sign", other_street, at)
+    case, at = run_to(engine, workflow, departments, case, "feedback", start=at)
     outsider = Actor("grid_worker", "外网格员", grid_codes=frozenset({"320213002002004"}))
     with pytest.raises(NotAllowed, match="grids"):
-        _act(engine, workflow, case, "verify_pass", outsider, at)
+        act(engine, workflow, case, "verify_pass", outsider, at)
     insider = Actor("grid_worker", "本网格员", grid_codes=frozenset({"320213001001001"}))
-    assert _act(engine, workflow, case, "verify_pass", insider, at).state == "verified"
+    assert act(engine, workflow, case, "verify_pass", insider, at).state == "verified"
     with pytest.raises(InvalidInput, match="before the case's last event"):
-        _act(engine, workflow, case, "close", CENTRE["shift_leader"], at - timedelta(hours=1))
+        act(engine, workflow, case, "close", CENTRE["shift_leader"], at - timedelta(hours=1))
 
 
 def test_rework_return_and_overdue(world):
     engine, workflow, departments = world
-    case = _new_case(engine, workflow)
-    case, at = _run_to(engine, workflow, departments, case, "feedback")
-    case = _act(engine, workflow, case, "verify_fail", CENTRE["supervisor"], at, note="未清理干净")
+    case = new_case(engine, workflow)
+    case, at = run_to(engine, workflow, departments, case, "feedback")
+    case = act(engine, workflow, case, "verify_fail", CENTRE["supervisor"], at, note="未清理干净")
     assert case.state == "handling" and case.rework_count == 1
     late = datetime(2019, 5, 14, 9, 0, tzinfo=CST)  # after Monday 10:30
-    case = _act(engine, workflow, case, "return", _handler(departments), late, note="非本部门")
+    case = act(engine, workflow, case, "return", handler(departments), late, note="非本部门")
     assert case.state == "filed" and case.handler_id is None
     with engine.connect() as conn:
         overdue = conn.execute(text(
@@ -226,13 +167,13 @@ def test_rework_return_and_overdue(world):
 
 def test_suspension_pauses_the_clock(world):
     engine, workflow, departments = world
-    case = _new_case(engine, workflow)
-    case, at = _run_to(engine, workflow, departments, case, "sign")
+    case = new_case(engine, workflow)
+    case, at = run_to(engine, workflow, departments, case, "sign")
     before = case.node_due_at
     monday = datetime(2019, 5, 13, 8, 30, tzinfo=CST)
-    case = _act(engine, workflow, case, "suspend", CENTRE["shift_leader"], at, note="等待产权单位")
+    case = act(engine, workflow, case, "suspend", CENTRE["shift_leader"], at, note="等待产权单位")
     assert case.state == "suspended" and case.node_due_at is None
-    case = _act(engine, workflow, case, "resume", CENTRE["shift_leader"], monday)
+    case = act(engine, workflow, case, "resume", CENTRE["shift_leader"], monday)
     assert case.state == "handling"
     # suspended Friday 16:40 → Monday 08:30: 50 working minutes paused
     assert case.node_due_at == before + timedelta(minutes=50)
@@ -240,45 +181,45 @@ def test_suspension_pauses_the_clock(world):
 
 def test_extension_request_and_approval(world):
     engine, workflow, departments = world
-    case = _new_case(engine, workflow)
-    case, at = _run_to(engine, workflow, departments, case, "sign")
+    case = new_case(engine, workflow)
+    case, at = run_to(engine, workflow, departments, case, "sign")
     before = case.node_due_at
     with pytest.raises(WorkflowError, match="no extension"):
-        _act(engine, workflow, case, "approve_extension", CENTRE["shift_leader"], at)
+        act(engine, workflow, case, "approve_extension", CENTRE["shift_leader"], at)
     with pytest.raises(InvalidInput, match="work_hours"):
-        _act(engine, workflow, case, "request_extension", _handler(departments), at,
+        act(engine, workflow, case, "request_extension", handler(departments), at,
              note="需协调")
-    _act(engine, workflow, case, "request_extension", _handler(departments), at, note="需协调",
+    act(engine, workflow, case, "request_extension", handler(departments), at, note="需协调",
          work_hours=4)
     with pytest.raises(WorkflowError, match="already waiting"):
-        _act(engine, workflow, case, "request_extension", _handler(departments), at,
+        act(engine, workflow, case, "request_extension", handler(departments), at,
              note="再延", work_hours=4)
-    case = _act(engine, workflow, case, "approve_extension", CENTRE["shift_leader"], at)
+    case = act(engine, workflow, case, "approve_extension", CENTRE["shift_leader"], at)
     assert case.node_due_at == datetime(2019, 5, 13, 16, 0, tzinfo=CST)  # 10:30 + 4 work h
     assert case.node_due_at > before
 
 
 def test_fallback_queue_copy_to_duplicate_and_void(world):
     engine, workflow, departments = world
-    orphan = _new_case(engine, workflow, class_code="E0603")
-    orphan, _ = _run_to(engine, workflow, departments, orphan, "dispatch")
+    orphan = new_case(engine, workflow, class_code="E0603")
+    orphan, _ = run_to(engine, workflow, departments, orphan, "dispatch")
     assert orphan.handler_id == departments["command_centre"]
-    first = _new_case(engine, workflow)
-    second = _new_case(engine, workflow)
+    first = new_case(engine, workflow)
+    second = new_case(engine, workflow)
     with pytest.raises(InvalidInput, match="duplicate_of"):
-        _act(engine, workflow, second, "mark_duplicate", CENTRE["acceptor"], FRIDAY)
-    dup = _act(engine, workflow, second, "mark_duplicate", CENTRE["acceptor"], FRIDAY,
+        act(engine, workflow, second, "mark_duplicate", CENTRE["acceptor"], FRIDAY)
+    dup = act(engine, workflow, second, "mark_duplicate", CENTRE["acceptor"], FRIDAY,
                duplicate_of=first.id)
     assert dup.state == "duplicate"
-    _act(engine, workflow, first, "copy_to", CENTRE["dispatcher"], FRIDAY,
+    act(engine, workflow, first, "copy_to", CENTRE["dispatcher"], FRIDAY,
          department_id=departments["msb"], reason="涉及食品经营")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM case_copy WHERE case_id = :id"),
                             {"id": first.id}).scalar() == 1
-    voided = _act(engine, workflow, first, "void", CENTRE["shift_leader"], FRIDAY, note="误报")
+    voided = act(engine, workflow, first, "void", CENTRE["shift_leader"], FRIDAY, note="误报")
     assert voided.state == "void"
     with pytest.raises(WorkflowError):
-        _act(engine, workflow, first, "accept", CENTRE["acceptor"], FRIDAY)
+        act(engine, workflow, first, "accept", CENTRE["acceptor"], FRIDAY)
 
 
 def test_a_case_needs_an_assigned_incident(world):
