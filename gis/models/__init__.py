@@ -1,5 +1,6 @@
 """GeoAlchemy2 models; importing this package registers every table on ``Base.metadata``."""
 
+from gis.models.accounts import USER_ROLES, ApiToken, AuditLog, Photo, UserAccount
 from gis.models.base import Base
 from gis.models.cases import Case, CaseCopy, CaseEvent
 from gis.models.incidents import (
@@ -36,6 +37,9 @@ __all__ = [
     "POSTS",
     "POWER_KINDS",
     "SOURCES",
+    "USER_ROLES",
+    "ApiToken",
+    "AuditLog",
     "Base",
     "Case",
     "CaseCopy",
@@ -52,8 +56,10 @@ __all__ = [
     "IncidentClass",
     "IncidentKey",
     "IncidentReject",
+    "Photo",
     "PowerItem",
     "Staff",
     "StaffGrid",
     "Unit",
+    "UserAccount",
 ]
