@@ -10,7 +10,10 @@ Settings (``create_app(config)`` wins over the environment, ``GRIDGOV_<NAME>``):
 - ``DATABASE_URL``: database to use; default ``gis.database.get_engine()`` (``DATABASE_URL`` or
   the embedded PostGIS);
 - ``OSM_LAYER``: offer an OpenStreetMap layer (off until switched on; needs the internet);
-- ``CACHE_GENERATIONS``: how many generations' units and pages to keep in memory (default 4).
+- ``CACHE_GENERATIONS``: how many generations' units and pages to keep in memory (default 4);
+- ``SECRET_KEY``: signs sessions (default ``GRIDGOV_SECRET_KEY`` or a key kept under GRIDGOV_HOME);
+- ``SECURE_COOKIES``: mark cookies Secure (default on; turn off only for plain-HTTP local use);
+- ``RATELIMIT_ENABLED``: login throttling (default on).
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from flask import Flask
 
     from gis.database import get_engine
-    from webmap import api, views
+    from webmap import api, auth, views
 
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(DATABASE_URL=None, OSM_LAYER=False, CACHE_GENERATIONS=4)
@@ -101,4 +104,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = GenerationStore(engine, int(app.config["CACHE_GENERATIONS"]))
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
+    auth.init_app(app)
     return app
