@@ -159,7 +159,9 @@ class Workflow:
 
     # .. opening ..................................................................................
     def open_case(self, conn: Connection, incident_id: int, incident_reported_at: datetime,
-                  actor: Actor, at: datetime | None = None) -> CaseView:
+                  actor: Actor, at: datetime | None = None, *, note: str = "",
+                  photos: Sequence[dict] = (),
+                  location: tuple[float, float] | None = None) -> CaseView:
         """Open a case for an assigned incident, in state ``reported``."""
         incident = conn.execute(text(
             """
@@ -195,7 +197,8 @@ class Workflow:
             "community": incident.community_id, "street": incident.street_id, "at": at,
             "node_due": node_due})
         self._append(conn, case_id, 1, "report", None, "reported", actor, at, node_due, False,
-                     note="", photos=(), location=None, details={"incident_id": incident_id})
+                     note=note, photos=photos, location=location,
+                     details={"incident_id": incident_id})
         return self.view(conn, case_id)
 
     # .. acting ...................................................................................
