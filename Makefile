@@ -18,6 +18,8 @@ db: setup
 
 load: db
 	.venv/bin/gridgov boundaries load
+	.venv/bin/gridgov catalogues load
+	.venv/bin/gridgov users demo
 
 serve:
 	.venv/bin/gridgov serve --host $(HOST) --port $(PORT)

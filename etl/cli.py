@@ -315,6 +315,424 @@ def lookup(lon: float, lat: float, crs: str, generation_id: int | None, as_json:
         click.echo(f"{unit.level:<10} {unit.code:<16} {unit.name}")
 
 
+# -- gridgov serve -------------------------------------------------------------------------------
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--debug", is_flag=True, help="Flask's reloading debug server instead of waitress.")
+def serve(host: str, port: int, debug: bool) -> None:
+    """Serve the web map and the JSON API (all assets local: works without internet)."""
+    import os
+
+    from webmap import create_app
+
+    config = {}
+    if host in ("127.0.0.1", "localhost", "::1") and "GRIDGOV_SECURE_COOKIES" not in os.environ:
+        # plain HTTP on this machine only: a Secure cookie would never come back
+        config["SECURE_COOKIES"] = False
+    app = create_app(config)
+    click.echo(f"gridgov: serving on http://{host}:{port}/ (API under /api); Ctrl-C stops")
+    if debug:
+        app.run(host=host, port=port, debug=True)
+        return
+    from waitress import serve as waitress_serve
+
+    try:
+        waitress_serve(app, host=host, port=port, threads=8)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+# -- gridgov catalogues --------------------------------------------------------------------------
+@main.group()
+def catalogues() -> None:
+    """Reference catalogues: classes, deadlines, organisation, power list, staff, area classes."""
+
+
+def _catalogue_steps(classes_path: Path | None):
+    """(what, loader taking the engine) in dependency order."""
+    from gis import organisation as org
+    from gis import powers as power_list
+    from gis.catalogues import CLASSES_CSV, load_classes
+    from gis.deadlines import load_rules
+
+    return (
+        ("incident classes", lambda engine: load_classes(engine, classes_path or CLASSES_CSV)),
+        ("deadline rules", load_rules),
+        ("departments", org.load_departments),
+        ("power items", power_list.load_power_items),
+        ("class routes", power_list.load_class_routes),
+        ("class powers", power_list.load_class_powers),
+        ("staff", org.load_staff),
+        ("grid staff attachments", org.load_staff_grids),
+        ("grid area classes", org.load_area_classes),
+    )
+
+
+@catalogues.command("load")
+@click.option("--path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Class catalogue CSV (default: data/catalogues/classes.csv).")
+def catalogues_load(path: Path | None) -> None:
+    """Load every catalogue under data/catalogues in dependency order (idempotent).
+
+    Classes, deadline rules, departments, power items, class routes and powers, staff, grid
+    staff and grid area classes; each file is checked first and loaded in one transaction.
+    """
+    from gis.database import get_engine
+
+    engine = get_engine()
+    for what, load in _catalogue_steps(path):
+        try:
+            count = load(engine)
+        except (ValueError, LookupError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"{count:,} {what} loaded")
+
+
+# -- gridgov powers ------------------------------------------------------------------------------
+@main.group("powers")
+def powers_group() -> None:
+    """The power list (权力清单)."""
+
+
+@powers_group.command("summary")
+@click.option("--on", type=click.DateTime(["%Y-%m-%d"]),
+              help="Day at which validity is evaluated (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def powers_summary(on, as_json: bool) -> None:
+    """Items in force per original → executing department and kind, with totals."""
+    from datetime import date
+
+    from gis.database import get_engine
+    from gis.powers import power_summary, summary_text
+
+    day = on.date() if on else date.today()
+    with get_engine().connect() as conn:
+        rows = power_summary(conn, day)
+    if as_json:
+        _echo_json([row.to_dict() for row in rows])
+        return
+    click.echo(summary_text(rows, day))
+
+
+# -- gridgov incidents ---------------------------------------------------------------------------
+@main.group()
+def incidents() -> None:
+    """Incidents: bulk import from files."""
+
+
+@incidents.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--map", "mappings", multiple=True, metavar="STANDARD=COLUMN",
+              help="Source column of a standard one (source_key, class_code, description, "
+              "reported_at, x, y, source, crs); repeatable. Default: usual names.")
+@click.option("--source", default="bulk_import", show_default=True,
+              help="Source of rows without a source column.")
+@click.option("--crs", help="wgs84, cgcs2000, gcj02, bd09 or EPSG:n (default: the file's own, "
+              "else wgs84).")
+@click.option("--timezone", default="Asia/Shanghai", show_default=True,
+              help="Time zone of times written without one.")
+@click.option("--encoding", help="CSV encoding (default: UTF-8 if it decodes, else GB18030).")
+@click.option("--delimiter", help="CSV delimiter (default: guessed from the header).")
+@click.option("--layer", help="Layer of a GeoPackage with several.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rejects CSV (default: FILE.rejects.csv).")
+@click.option("--no-dedupe", is_flag=True, help="No derived keys for rows without a source key.")
+@click.option("--keep-invalid", is_flag=True,
+              help="Load rows with bad coordinates as location 'invalid' instead of rejecting.")
+@click.option("--dry-run", is_flag=True, help="Do everything, then roll back.")
+@click.option("--chunk-size", default=100_000, show_default=True, type=click.IntRange(min=1))
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def incidents_import(file: Path, mappings, source, crs, timezone, encoding, delimiter, layer,
+                     rejects, no_dedupe, keep_invalid, dry_run, chunk_size, quiet,
+                     as_json) -> None:
+    """Import incidents from CSV, GeoJSON, GeoPackage or (Geo)Parquet in one transaction.
+
+    Rows are validated, converted to CGCS2000 and assigned to the active generation's grids.
+    Times without a zone are --timezone (default Asia/Shanghai, +08:00). Rows that cannot be
+    loaded, and duplicates of stored (source, source_key), are kept in incident_reject and the
+    rejects file, numbered from 1 for the first data row (a CSV header does not count). Rows
+    without a source key get one from their content, so a re-run loads nothing twice.
+    Exit status: 0 (even with rejected rows), 2 if the file cannot be read, 1 on errors.
+    """
+    from etl.incidents import ImportOptions, parse_mapping
+
+    try:
+        options = ImportOptions(
+            mapping=parse_mapping(mappings), source=source, crs=crs, timezone=timezone,
+            encoding=encoding, layer=layer, delimiter=delimiter, dedupe=not no_dedupe,
+            keep_invalid=keep_invalid, dry_run=dry_run, chunk_size=chunk_size, rejects=rejects)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    _run_import(lambda engine, progress: _import_file(engine, file, options, progress),
+                quiet, as_json)
+
+
+def _import_file(engine, file, options, progress):
+    from etl.incidents import import_file
+
+    return import_file(engine, file, options, progress=progress)
+
+
+def _run_import(run, quiet: bool, as_json: bool) -> None:
+    """Run an import; print its summary; exit 2 for unreadable files, 1 for other failures."""
+    from etl.incidents import ImportFileError, ImportSetupError, summary_json
+    from gis.database import get_engine
+
+    try:
+        summary = run(get_engine(), not quiet and sys.stderr.isatty())
+    except ImportFileError as exc:
+        click.echo(f"gridgov: cannot import {exc}", err=True)
+        sys.exit(2)
+    except ImportSetupError as exc:
+        click.echo(f"gridgov: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # reported in one line; the transaction was rolled back
+        click.echo(f"gridgov: import failed, nothing was stored: {type(exc).__name__}: {exc}",
+                   err=True)
+        sys.exit(1)
+    click.echo(summary_json(summary) if as_json else summary.to_text())
+
+
+# -- gridgov simulate ----------------------------------------------------------------------------
+@main.command("simulate")
+@click.option("--seed", default=2018, show_default=True, type=int)
+@click.option("--start", default="2018-01-01", show_default=True,
+              type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--end", default="2019-12-31", show_default=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--count", default=20_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--dirty", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.02,
+              default=0.0, help="Share of spoilt rows (bare --dirty: 0.02).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the rows to this .csv, .parquet or .geojson.")
+@click.option("--load/--no-load", default=True, show_default=True,
+              help="Load into the database through the import path.")
+@click.option("--outline", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --no-load: area to fill, a GeoPackage with a grid layer or an "
+              "outline (default: the shipped grids, else the district outline).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the import summary as JSON.")
+def simulate_command(seed, start, end, count, dirty, output, load, outline, quiet,
+                     as_json) -> None:
+    """Simulate plausible incidents (deterministic by --seed) and load and/or write them.
+
+    With --load (the default) the rows fill the active generation's grids and go through the
+    same path as `gridgov incidents import` (the -o file itself when one is written).
+    """
+    from etl.simulate import area_from_engine, area_from_file, default_area_file, simulate, write
+    from gis.database import get_engine
+
+    if not load and output is None:
+        raise click.UsageError("--no-load needs -o/--output")
+    try:
+        area = (area_from_engine(get_engine()) if load
+                else area_from_file(outline or default_area_file()))
+        frame = simulate(area, seed=seed, start=start.date(), end=end.date(), count=count,
+                         dirty=dirty)
+        if output is not None:
+            write(frame, output)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"simulated {len(frame):,} incidents (seed {seed}, {start:%Y-%m-%d} to "
+               f"{end:%Y-%m-%d}, dirty share {dirty:g})" + (f"; wrote {output}" if output else ""),
+               err=as_json)
+    if load:
+        _run_import(lambda engine, progress: _load_simulated(engine, frame, output, seed,
+                                                             progress), quiet, as_json)
+
+
+def _load_simulated(engine, frame, output, seed, progress):
+    from etl.incidents import FrameReader, ImportOptions, import_file, import_reader
+
+    options = ImportOptions(crs="wgs84")
+    if output is not None:
+        return import_file(engine, output, options, progress=progress)
+    reader = FrameReader(frame, name=f"simulated-incidents-seed{seed}", crs="wgs84")
+    return import_reader(engine, reader, options, progress=progress)
+
+
+# -- gridgov cases -------------------------------------------------------------------------------
+@main.group()
+def cases() -> None:
+    """Cases: the workflow's figures."""
+
+
+@cases.command("summary")
+@click.option("--period", default=None, help="2019, 2019Q2, 2019-05 or 2019-01-01..2019-03-31 "
+              "(default: the current year).")
+@click.option("--json", "as_json", is_flag=True)
+def cases_summary(period: str | None, as_json: bool) -> None:
+    """Case counts per state and per department, with overdue, late, reworked and returned."""
+    from datetime import datetime
+
+    from gis.case_summary import summarise_cases
+    from gis.database import get_engine
+    from gis.periods import SHANGHAI, parse_period
+
+    now = datetime.now(SHANGHAI)
+    try:
+        chosen = parse_period(period or str(now.year))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from exc
+    with get_engine().connect() as conn:
+        summary = summarise_cases(conn, chosen, now)
+    if as_json:
+        _echo_json(summary.to_dict())
+        return
+    click.echo(f"cases reported in {summary.period}: {summary.total}")
+    for state, count in summary.by_state.items():
+        click.echo(f"  {state:<14} {count:>8}")
+    click.echo(f"overdue (open): {summary.overdue_open}   closed late: {summary.closed_late}   "
+               f"reworked: {summary.reworked}   returned: {summary.returned}")
+    click.echo(f"{'department':<32} {'cases':>8} {'closed':>8} {'overdue':>8} {'reworked':>8}")
+    for row in summary.by_department:
+        click.echo(f"{row['department']:<32} {row['cases']:>8} {row['closed']:>8} "
+                   f"{row['overdue']:>8} {row['reworked']:>8}")
+
+
+# -- gridgov users -------------------------------------------------------------------------------
+@main.group()
+def users() -> None:
+    """Accounts of the web platform and API tokens."""
+
+
+def _ids_for(conn, staff_code: str | None, department_code: str | None) -> tuple:
+    from sqlalchemy import text
+
+    staff_id = department_id = None
+    if staff_code:
+        staff_id = conn.execute(text("SELECT id FROM staff WHERE code = :c"),
+                                {"c": staff_code}).scalar()
+        if staff_id is None:
+            raise click.BadParameter(f"no staff member {staff_code!r}", param_hint="--staff")
+    if department_code:
+        department_id = conn.execute(text("SELECT id FROM department WHERE code = :c"),
+                                     {"c": department_code}).scalar()
+        if department_id is None:
+            raise click.BadParameter(f"no department {department_code!r}",
+                                     param_hint="--department")
+    return staff_id, department_id
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(
+    ["admin", "acceptor", "shift_leader", "dispatcher", "handler", "grid_leader", "grid_worker",
+     "supervisor", "viewer"]))
+@click.option("--name", "display_name", help="Name shown in the interface and the trail.")
+@click.option("--staff", "staff_code", help="Staff code (grid staff act in that person's grids).")
+@click.option("--department", "department_code", help="Department code (handlers).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for when not given (use the prompt: it stays out of the history).")
+def users_create(username, role, display_name, staff_code, department_code, password) -> None:
+    """Create an account."""
+    from gis.accounts import AccountError, create_user
+    from gis.database import get_engine
+
+    with get_engine().begin() as conn:
+        staff_id, department_id = _ids_for(conn, staff_code, department_code)
+        try:
+            user_id = create_user(conn, username, password, role, display_name=display_name,
+                                  staff_id=staff_id, department_id=department_id)
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"user {username} created (id {user_id}, role {role})")
+
+
+@users.command("token")
+@click.argument("username")
+@click.option("--name", required=True, help="What the token is for.")
+@click.option("--days", type=click.IntRange(min=1), help="Expire after this many days.")
+def users_token(username: str, name: str, days: int | None) -> None:
+    """Issue an API token (printed once; only its hash is kept)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from gis.accounts import issue_token
+    from gis.database import get_engine
+
+    expires = datetime.now(UTC) + timedelta(days=days) if days else None
+    with get_engine().begin() as conn:
+        user_id = conn.execute(text("SELECT id FROM user_account WHERE username = :u"),
+                               {"u": username}).scalar()
+        if user_id is None:
+            raise click.ClickException(f"no user {username!r}")
+        click.echo(issue_token(conn, user_id, name, expires))
+
+
+@users.command("list")
+def users_list() -> None:
+    """List accounts."""
+    from sqlalchemy import text
+
+    from gis.database import get_engine
+
+    with get_engine().connect() as conn:
+        rows = conn.execute(text(
+            "SELECT username, role, display_name, active FROM user_account ORDER BY username"))
+        for username, role, display_name, active in rows:
+            click.echo(f"{username:<24} {role:<14} {display_name}{'' if active else ' (off)'}")
+
+
+@users.command("demo")
+def users_demo() -> None:
+    """One demo account per role, with generated passwords written to GRIDGOV_HOME/demo-users.txt
+    (mode 0600) and printed once. Existing demo accounts are left as they are."""
+    from etl.demo_users import create_demo_users
+    from gis.database import get_engine
+
+    path, created = create_demo_users(get_engine(), get_settings().home)
+    for username, role, password in created:
+        click.echo(f"{username:<16} {role:<14} {password}")
+    click.echo(f"demo accounts: {path}")
+
+
+# -- gridgov heatmap -----------------------------------------------------------------------------
+@main.command("heatmap")
+@click.option("--indicator", default="occurrence_per_km2_month", show_default=True,
+              help="Indicator of gis.indicators to map (list: docs/MAPS.md).")
+@click.option("--level", type=click.Choice(["street", "community", "grid"]), default="community",
+              show_default=True, help="Level shown first (the others are switchable layers).")
+@click.option("--period", help="2019, 2019Q2, 2019-05 or 2019-01-01..2019-03-31 (default: the "
+              "last complete year with cases, else the current year).")
+@click.option("--compare", metavar="PERIOD", help="Map the change from PERIOD to --period.")
+@click.option("--scheme", default="quantiles", show_default=True,
+              type=click.Choice(["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"]))
+@click.option("-k", "--classes", "k", default=5, show_default=True, type=click.IntRange(2, 9))
+@click.option("--base", type=click.Choice(["none", "osm", "amap"]), default="none",
+              show_default=True, help="Online base map (amap shifts the layers to GCJ-02).")
+@click.option("--class", "class_code", help="Heat layer: an incident class code or prefix.")
+@click.option("--source", help="Heat layer: incidents of this source only.")
+@click.option("--heat/--no-heat", default=True, show_default=True, help="Incident heat layer.")
+@click.option("--show-heat", is_flag=True, help="Show the heat layer on opening.")
+@click.option("--only-level", is_flag=True, help="Only the chosen level (a lighter page).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def heatmap(indicator, level, period, compare, scheme, k, base, class_code, source, heat,
+            show_heat, only_level, output: Path) -> None:
+    """Write a self-contained HTML heat map of an indicator per management unit."""
+    from gis.database import get_engine
+    from webmap.heatmaps import default_period, indicator_map, options_from
+    from webmap.maps import render_standalone
+
+    engine = get_engine()
+    given = {"indicator": indicator, "level": level, "period": period, "compare": compare,
+             "scheme": scheme, "k": str(k), "base": base, "class": class_code, "source": source,
+             "heat": str(int(heat)), "show_heat": str(int(show_heat)),
+             "only": str(int(only_level))}
+    try:
+        with engine.connect() as conn:
+            options = options_from(given, default_period(conn))
+        page = render_standalone(indicator_map(engine, options), options.title)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    output.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {output} ({len(page.encode()):,} bytes): {options.title}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 
