@@ -2,8 +2,9 @@
 
 The definitions (see docs/INDICATORS.md for the full text and the reasons):
 
-- Cohort: the cases *reported* in the period, counted against the unit they were filed under
-  (by code, so units keep their figures across boundary generations).
+- Cohort: the cases *reported* in the period, counted against the grid they were filed under
+  and rolled up to coarser units by code prefix (so units keep their figures across boundary
+  generations, and one pass over the cases serves every level).
 - reports: incidents assigned to the unit in the period (every source).
 - filing rate = filed / valid reports; valid reports = cases accepted (not rejected, duplicate
   or void at acceptance).
@@ -34,7 +35,6 @@ from sqlalchemy import Connection, text
 
 from gis.periods import SHANGHAI, Period
 
-LEVEL_COLUMN = {"grid": "grid_id", "community": "community_id", "street": "street_id"}
 LEVELS = ("district", "street", "community", "grid")
 
 RATES = {
@@ -69,32 +69,37 @@ DEFAULT_CONFIG = IndicatorConfig()
 
 
 def _units(conn: Connection, level: str) -> pd.DataFrame:
+    """The active generation's units of a level, with their area and number of grids."""
     rows = conn.execute(text(
         """
-        SELECT u.code, u.name, p.code AS parent_code, u.area_m2 / 1e6 AS area_km2,
-               (SELECT count(*) FROM unit g WHERE g.generation_id = u.generation_id
-                  AND g.level = 'grid' AND left(g.code, length(u.code)) = u.code) AS grids
+        SELECT u.code, u.name, p.code AS parent_code, u.area_m2 / 1e6 AS area_km2
         FROM unit u JOIN generation gen ON gen.id = u.generation_id AND gen.active
         LEFT JOIN unit p ON p.id = u.parent_id
         WHERE u.level = :level ORDER BY u.code
         """), {"level": level}).mappings().all()
     if not rows:
         raise LookupError("no generation is active; run `gridgov boundaries load`")
-    return pd.DataFrame(rows).set_index("code")
+    units = pd.DataFrame(rows).set_index("code")
+    grid_codes = pd.Index(conn.execute(text(
+        """SELECT u.code FROM unit u JOIN generation gen ON gen.id = u.generation_id
+           AND gen.active WHERE u.level = 'grid'""")).scalars().all())
+    prefix = _prefix_length(units.index)
+    units["grids"] = grid_codes.str[:prefix].value_counts().reindex(units.index, fill_value=0)
+    return units
 
 
-def _group_key(level: str, alias: str) -> tuple[str, str]:
-    """SQL joining the cohort to the unit it counts for, and the expression of its code."""
-    if level == "district":
-        return "", "'district'"
-    return f"JOIN unit lu ON lu.id = {alias}.{LEVEL_COLUMN[level]}", "lu.code"
+def _prefix_length(codes: pd.Index) -> int:
+    """Codes of one level share a length (validated on import), and a unit's code is the
+    prefix of every grid code below it: 6 for the district, 9 street, 12 community."""
+    return int(codes.str.len().min())
 
 
-def _case_counts(conn: Connection, level: str, period: Period, as_of: datetime,
-                 config: IndicatorConfig) -> pd.DataFrame:
-    join, key = _group_key(level, "c")
-    sql = f"""
-        SELECT {key} AS code,
+def _grid_case_counts(conn: Connection, period: Period, as_of: datetime,
+                      config: IndicatorConfig) -> pd.DataFrame:
+    """Every count of the cohort per grid code. All counts add up over grids (each case has
+    exactly one grid), so coarser levels are sums over code prefixes."""
+    sql = """
+        SELECT lu.code AS code,
           count(*) AS cases,
           count(*) FILTER (WHERE c.accepted_at IS NOT NULL) AS valid_reports,
           count(*) FILTER (WHERE c.filed_at IS NOT NULL) AS filed,
@@ -124,25 +129,41 @@ def _case_counts(conn: Connection, level: str, period: Period, as_of: datetime,
                 AND ST_DWithin(ri.geom::geography, i.geom::geography, :radius))) AS consolidated
         FROM case_file c
         JOIN incident i ON i.id = c.incident_id AND i.reported_at = c.incident_reported_at
-        {join}
+        JOIN unit lu ON lu.id = c.grid_id
         WHERE c.reported_at >= :start AND c.reported_at < :end
         GROUP BY 1
     """
     params = {"start": period.start, "end": period.end, "as_of": as_of,
               "days": config.consolidation_days, "radius": config.consolidation_radius_m}
-    frame = pd.DataFrame(conn.execute(text(sql), params).mappings().all())
-    return frame.set_index("code") if not frame.empty else pd.DataFrame(
-        columns=[c for c in COUNTS if c != "reports"])
+    rows = conn.execute(text(sql), params).mappings().all()
+    columns = [c for c in COUNTS if c != "reports"]
+    return pd.DataFrame(rows, columns=["code", *columns]).set_index("code")
 
 
-def _report_counts(conn: Connection, level: str, period: Period) -> pd.Series:
-    join, key = _group_key(level, "i")
+def _grid_report_counts(conn: Connection, period: Period) -> pd.Series:
     rows = conn.execute(text(
-        f"""SELECT {key} AS code, count(*) FROM incident i {join}
-            WHERE i.location_status = 'assigned'
-              AND i.reported_at >= :start AND i.reported_at < :end GROUP BY 1"""),
+        """SELECT g.code, count(*) FROM incident i JOIN unit g ON g.id = i.grid_id
+           WHERE i.location_status = 'assigned'
+             AND i.reported_at >= :start AND i.reported_at < :end GROUP BY 1"""),
         {"start": period.start, "end": period.end}).all()
     return pd.Series(dict(rows), dtype="int64", name="reports")
+
+
+@dataclass(frozen=True)
+class _GridCounts:
+    cases: pd.DataFrame
+    reports: pd.Series
+
+    def rolled_up(self, prefix: int) -> pd.DataFrame:
+        cases = self.cases.groupby(self.cases.index.astype(str).str[:prefix]).sum()
+        reports = self.reports.groupby(self.reports.index.astype(str).str[:prefix]).sum()
+        return cases.join(reports, how="outer")
+
+
+def _grid_counts(conn: Connection, period: Period, as_of: datetime,
+                 config: IndicatorConfig) -> _GridCounts:
+    return _GridCounts(_grid_case_counts(conn, period, as_of, config),
+                       _grid_report_counts(conn, period))
 
 
 def unit_indicators(conn: Connection, level: str, period: Period, *,
@@ -150,15 +171,24 @@ def unit_indicators(conn: Connection, level: str, period: Period, *,
                     config: IndicatorConfig = DEFAULT_CONFIG) -> pd.DataFrame:
     """Every indicator for every unit of ``level`` in the active generation, one row each
     (units without a case included, with zero counts and empty rates)."""
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {', '.join(LEVELS)}")
+    return all_levels(conn, period, as_of=as_of, config=config, levels=(level,))[level]
+
+
+def all_levels(conn: Connection, period: Period, *, as_of: datetime | None = None,
+               config: IndicatorConfig = DEFAULT_CONFIG,
+               levels: tuple[str, ...] = LEVELS) -> dict[str, pd.DataFrame]:
+    """:func:`unit_indicators` for several levels from one pass over the cases."""
+    for level in levels:
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}")
     as_of = min(as_of or datetime.now(SHANGHAI), period.end)
-    units = _units(conn, level)
-    if level == "district":
-        units.index = pd.Index(["district"] * len(units), name="code")
-        units = units.assign(unit_code=_units(conn, level).index)
-    counts = _case_counts(conn, level, period, as_of, config)
-    frame = units.join(counts, how="left").join(_report_counts(conn, level, period), how="left")
+    counts = _grid_counts(conn, period, as_of, config)
+    return {level: _finish(_units(conn, level), counts, period, config) for level in levels}
+
+
+def _finish(units: pd.DataFrame, counts: _GridCounts, period: Period,
+            config: IndicatorConfig) -> pd.DataFrame:
+    frame = units.join(counts.rolled_up(_prefix_length(units.index)), how="left")
     for column in COUNTS:
         frame[column] = frame[column].fillna(0).astype("int64") if column in frame else 0
     for rate, (numerator, denominator) in RATES.items():
@@ -168,9 +198,6 @@ def unit_indicators(conn: Connection, level: str, period: Period, *,
     frame["occurrence_per_grid_month"] = frame["filed"] / frame["grids"].clip(lower=1) / months
     frame["score"] = _score(frame, config)
     frame["passed"] = frame["score"] >= config.pass_threshold
-    if level == "district":
-        frame.index = frame.pop("unit_code")
-        frame.index.name = "code"
     return frame
 
 
@@ -196,8 +223,20 @@ def compare_periods(conn: Connection, level: str, before: Period, after: Period,
                     as_of: datetime | None = None,
                     config: IndicatorConfig = DEFAULT_CONFIG) -> pd.DataFrame:
     """Each indicator in two periods per unit, with the change (after − before)."""
-    a = unit_indicators(conn, level, before, as_of=as_of, config=config)
-    b = unit_indicators(conn, level, after, as_of=as_of, config=config)
+    return compare_levels(conn, before, after, as_of=as_of, config=config,
+                          levels=(level,))[level]
+
+
+def compare_levels(conn: Connection, before: Period, after: Period, *,
+                   as_of: datetime | None = None, config: IndicatorConfig = DEFAULT_CONFIG,
+                   levels: tuple[str, ...] = LEVELS) -> dict[str, pd.DataFrame]:
+    """:func:`compare_periods` for several levels from one pass per period."""
+    a = all_levels(conn, before, as_of=as_of, config=config, levels=levels)
+    b = all_levels(conn, after, as_of=as_of, config=config, levels=levels)
+    return {level: _comparison(a[level], b[level]) for level in levels}
+
+
+def _comparison(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     numeric = [c for c in INDICATORS if c != "passed"]
     out = a[["name", "parent_code"]].copy()
     for column in numeric:

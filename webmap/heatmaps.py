@@ -35,7 +35,7 @@ from folium.template import Template
 from sqlalchemy import Connection, Engine, text
 
 from gis.crs import transform_geometry, wgs84_to_gcj02
-from gis.indicators import INDICATORS, compare_periods, unit_indicators
+from gis.indicators import INDICATORS, all_levels, compare_levels
 from gis.models import SOURCES
 from gis.periods import SHANGHAI, Period, parse_period
 from webmap.maps import (
@@ -445,10 +445,10 @@ def default_period(conn: Connection, now: datetime | None = None) -> Period:
 
 def load_values(conn: Connection, options: MapOptions) -> dict[str, pd.DataFrame]:
     """Per level, the indicator frame (or the comparison frame) indexed by unit code."""
+    levels = tuple(options.levels)
     if options.compare is None:
-        return {level: unit_indicators(conn, level, options.period) for level in options.levels}
-    return {level: compare_periods(conn, level, options.compare, options.period)
-            for level in options.levels}
+        return all_levels(conn, options.period, levels=levels)
+    return compare_levels(conn, options.compare, options.period, levels=levels)
 
 
 def load_heat_points(conn: Connection, period: Period, *, class_code: str | None = None,
