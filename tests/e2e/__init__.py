@@ -1,0 +1,1 @@
+"""End-to-end tests: a live app driven by headless Chromium."""
