@@ -91,7 +91,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from flask import Flask
 
     from gis.database import get_engine
-    from webmap import api, auth, views
+    from webmap import (
+        api,
+        api_cases,
+        auth,
+        command,
+        heatmap_views,
+        i18n,
+        mobile,
+        photos_views,
+        views,
+    )
 
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(DATABASE_URL=None, OSM_LAYER=False, CACHE_GENERATIONS=4)
@@ -104,5 +114,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = GenerationStore(engine, int(app.config["CACHE_GENERATIONS"]))
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api_cases.bp)
+    app.register_blueprint(heatmap_views.bp)
+    app.register_blueprint(mobile.bp)
+    app.register_blueprint(photos_views.bp)
     auth.init_app(app)
+    i18n.init_app(app)
+    app.register_blueprint(command.bp)
     return app
