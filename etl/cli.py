@@ -501,7 +501,7 @@ def _run_import(run, quiet: bool, as_json: bool) -> None:
 @click.option("--start", default="2018-01-01", show_default=True,
               type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--end", default="2019-12-31", show_default=True, type=click.DateTime(["%Y-%m-%d"]))
-@click.option("--count", default=20_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--count", default=40_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--dirty", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.02,
               default=0.0, help="Share of spoilt rows (bare --dirty: 0.02).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -511,45 +511,97 @@ def _run_import(run, quiet: bool, as_json: bool) -> None:
 @click.option("--outline", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --no-load: area to fill, a GeoPackage with a grid layer or an "
               "outline (default: the shipped grids, else the district outline).")
+@click.option("--cases/--no-cases", default=True, show_default=True,
+              help="With --load: walk every loaded incident that has no case yet through the "
+              "case workflow (docs/SIMULATION.md).")
+@click.option("--knobs", type=click.Path(dir_okay=False, path_type=Path),
+              help="Knobs of the simulation (default: data/catalogues/simulation.toml).")
+@click.option("--calibrate", is_flag=True, help="Search the knobs in a scratch database until "
+              "the indicators of the simulated years match the district figures, write them "
+              "to --knobs, and stop (the database in use is not touched).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the import summary as JSON.")
-def simulate_command(seed, start, end, count, dirty, output, load, outline, quiet,
-                     as_json) -> None:
+def simulate_command(seed, start, end, count, dirty, output, load, outline, cases, knobs,
+                     calibrate, quiet, as_json) -> None:
     """Simulate plausible incidents (deterministic by --seed) and load and/or write them.
 
     With --load (the default) the rows fill the active generation's grids and go through the
-    same path as `gridgov incidents import` (the -o file itself when one is written).
+    same path as `gridgov incidents import` (the -o file itself when one is written); with
+    --cases (the default) each loaded incident then gets a case walked through the workflow.
     """
     from etl.simulate import area_from_engine, area_from_file, default_area_file, simulate, write
+    from etl.simulate_cases import SIMULATION_TOML, SimulationConfig
     from gis.database import get_engine
 
+    knobs = knobs or SIMULATION_TOML
+    if calibrate:
+        _calibrate(seed, start.date(), end.date(), count, knobs)
+        return
     if not load and output is None:
         raise click.UsageError("--no-load needs -o/--output")
     try:
+        config = SimulationConfig.load(knobs)
         area = (area_from_engine(get_engine()) if load
                 else area_from_file(outline or default_area_file()))
         frame = simulate(area, seed=seed, start=start.date(), end=end.date(), count=count,
-                         dirty=dirty)
+                         dirty=dirty, year_weights=config.occurrence())
         if output is not None:
             write(frame, output)
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"simulated {len(frame):,} incidents (seed {seed}, {start:%Y-%m-%d} to "
                f"{end:%Y-%m-%d}, dirty share {dirty:g})" + (f"; wrote {output}" if output else ""),
                err=as_json)
     if load:
+        walk = (start.date(), end.date(), config) if cases else None
         _run_import(lambda engine, progress: _load_simulated(engine, frame, output, seed,
-                                                             progress), quiet, as_json)
+                                                             progress, walk), quiet, as_json)
 
 
-def _load_simulated(engine, frame, output, seed, progress):
+def _load_simulated(engine, frame, output, seed, progress, walk=None):
     from etl.incidents import FrameReader, ImportOptions, import_file, import_reader
 
     options = ImportOptions(crs="wgs84")
     if output is not None:
-        return import_file(engine, output, options, progress=progress)
-    reader = FrameReader(frame, name=f"simulated-incidents-seed{seed}", crs="wgs84")
-    return import_reader(engine, reader, options, progress=progress)
+        summary = import_file(engine, output, options, progress=progress)
+    else:
+        reader = FrameReader(frame, name=f"simulated-incidents-seed{seed}", crs="wgs84")
+        summary = import_reader(engine, reader, options, progress=progress)
+    if walk is not None and not options.dry_run:
+        _simulate_cases(engine, seed, *walk)
+    return summary
+
+
+def _simulate_cases(engine, seed, start, end, config) -> None:
+    """Cases for the loaded incidents. The line goes to stderr before the import summary, so
+    that --json prints one JSON document."""
+    from etl.incidents import ImportSetupError
+    from etl.simulate_cases import load_cases
+
+    try:
+        summary = load_cases(engine, seed=seed, start=start, end=end, config=config)
+    except Exception as exc:
+        raise ImportSetupError(f"the incidents were loaded, but not their cases: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    click.echo(summary.to_text(), err=True)
+
+
+def _calibrate(seed, start, end, count, knobs: Path) -> None:
+    """`gridgov simulate --calibrate`: tune the knobs, write them, print the figures."""
+    from etl.simulate_cases import SimulationConfig, calibrate
+    from gis.database import database_url
+
+    config = SimulationConfig.load(knobs) if knobs.exists() else SimulationConfig.initial()
+    try:
+        tuned, figures, share = calibrate(database_url(), seed=seed, start=start, end=end,
+                                          count=count, config=config, log=click.echo)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    tuned.dump(knobs)
+    for year_figures in figures:
+        click.echo(year_figures.to_text())
+    click.echo(f"occurrence per km² fell in {share:.1%} of the communities; knobs written to "
+               f"{knobs}")
 
 
 # -- gridgov cases -------------------------------------------------------------------------------
@@ -698,6 +750,8 @@ def users_demo() -> None:
 @click.option("--period", help="2019, 2019Q2, 2019-05 or 2019-01-01..2019-03-31 (default: the "
               "last complete year with cases, else the current year).")
 @click.option("--compare", metavar="PERIOD", help="Map the change from PERIOD to --period.")
+@click.option("--side-by-side", is_flag=True,
+              help="With --compare: the two periods side by side instead of the change.")
 @click.option("--scheme", default="quantiles", show_default=True,
               type=click.Choice(["quantiles", "natural_breaks", "fisher_jenks", "equal_interval"]))
 @click.option("-k", "--classes", "k", default=5, show_default=True, type=click.IntRange(2, 9))
@@ -709,8 +763,8 @@ def users_demo() -> None:
 @click.option("--show-heat", is_flag=True, help="Show the heat layer on opening.")
 @click.option("--only-level", is_flag=True, help="Only the chosen level (a lighter page).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def heatmap(indicator, level, period, compare, scheme, k, base, class_code, source, heat,
-            show_heat, only_level, output: Path) -> None:
+def heatmap(indicator, level, period, compare, side_by_side, scheme, k, base, class_code,
+            source, heat, show_heat, only_level, output: Path) -> None:
     """Write a self-contained HTML heat map of an indicator per management unit."""
     from gis.database import get_engine
     from webmap.heatmaps import default_period, indicator_map, options_from
@@ -720,7 +774,7 @@ def heatmap(indicator, level, period, compare, scheme, k, base, class_code, sour
     given = {"indicator": indicator, "level": level, "period": period, "compare": compare,
              "scheme": scheme, "k": str(k), "base": base, "class": class_code, "source": source,
              "heat": str(int(heat)), "show_heat": str(int(show_heat)),
-             "only": str(int(only_level))}
+             "only": str(int(only_level)), "layout": "dual" if side_by_side else "change"}
     try:
         with engine.connect() as conn:
             options = options_from(given, default_period(conn))
@@ -731,6 +785,369 @@ def heatmap(indicator, level, period, compare, scheme, k, base, class_code, sour
         raise click.ClickException(str(exc)) from exc
     output.write_text(page, encoding="utf-8")
     click.echo(f"wrote {output} ({len(page.encode()):,} bytes): {options.title}")
+
+
+# -- gridgov supervision -------------------------------------------------------------------------
+_DAY = click.DateTime(["%Y-%m-%d"])
+
+
+@main.group()
+def supervision() -> None:
+    """Spot-check list, target and inspector registries, plans (双随机、一公开)."""
+
+
+@supervision.command("load")
+@click.option("--dir", "folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Supervision folder (default: data/catalogues/supervision, demo data).")
+@click.option("--on", type=_DAY, help="Apply the credit rules as of this day (default: the "
+              "folder's as_of, else today).")
+def supervision_load(folder: Path | None, on) -> None:
+    """Load items, targets, inspectors, relations, plans and credit records (all or nothing)."""
+    from etl.supervision import SUPERVISION_DIR, SupervisionDataError, load_supervision
+    from gis.database import get_engine
+
+    try:
+        counts = load_supervision(get_engine(), folder or SUPERVISION_DIR,
+                                  on=on.date() if on else None)
+    except SupervisionDataError as exc:
+        raise click.ClickException(f"nothing was loaded: {exc}") from exc
+    click.echo("loaded " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+
+
+@supervision.command("demo")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write (default: data/catalogues/supervision).")
+@click.option("--boundaries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=SHIPPED_BOUNDARIES, show_default=True, help="GeoPackage of the grids.")
+@click.option("--seed", default=2019, show_default=True, type=int)
+@click.option("--targets", default=600, show_default=True, type=click.IntRange(min=1))
+def supervision_demo(out: Path | None, boundaries: Path, seed: int, targets: int) -> None:
+    """Generate the demo supervision folder (deterministic by --seed)."""
+    from etl.supervision import SUPERVISION_DIR, generate_demo
+    from gis.partition import read_geopackage
+
+    counts = generate_demo(read_geopackage(boundaries), out or SUPERVISION_DIR, seed=seed,
+                           targets=targets)
+    click.echo(f"wrote {out or SUPERVISION_DIR}: " + ", ".join(f"{n} {k}"
+                                                                for k, n in counts.items()))
+
+
+# -- gridgov checks ------------------------------------------------------------------------------
+@main.group()
+def checks() -> None:
+    """Spot-check draws: draw, verify, list, show, record results, export the public list."""
+
+
+@checks.command("draw")
+@click.option("--plan", "plan_name", required=True, help="Plan name (e.g. demo).")
+@click.option("--period", help="Default: the plan's period.")
+@click.option("--seed", help="Seed of the draw (default: a random 64-bit number, recorded).")
+@click.option("--reason", default="", help="Why the plan is drawn again for the period.")
+@click.option("--by", "drawn_by", default="", help="Who draws.")
+@click.option("--json", "as_json", is_flag=True)
+def checks_draw(plan_name, period, seed, reason, drawn_by, as_json) -> None:
+    """Draw targets and inspectors for a plan and record the draw (append-only)."""
+    from gis.database import get_engine
+    from gis.spotcheck import SpotCheckError, draw
+
+    try:
+        with get_engine().begin() as conn:
+            record = draw(conn, plan_name, period=period, seed=seed, reason=reason,
+                          drawn_by=drawn_by)
+    except SpotCheckError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _echo_json(record.to_dict())
+        return
+    click.echo(f"draw {record.id}")
+    click.echo(f"  plan {record.plan}, period {record.period}, draw #{record.seq}, seed "
+               f"{record.seed}: {record.visits} visits")
+    click.echo(f"  inputs sha256 {record.inputs_sha256}")
+    click.echo(f"  result sha256 {record.result_sha256}")
+    for short in record.understaffed:
+        click.echo(f"  understaffed: {short['target']}: " + "; ".join(
+            f"{s['item']} has {s['available']} of {s['needed']} inspectors"
+            for s in short["shortfall"]), err=True)
+
+
+@checks.command("verify")
+@click.argument("draw_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def checks_verify(draw_id: int, as_json: bool) -> None:
+    """Recompute a draw from its recorded seed and inputs; exit 1 if it does not match."""
+    from gis.database import get_engine
+    from gis.spotcheck import SpotCheckError, verify_draw
+
+    try:
+        with get_engine().connect() as conn:
+            result = verify_draw(conn, draw_id)
+    except SpotCheckError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        for label, ok in (("recorded inputs intact", result.inputs_intact),
+                          ("result reproduced from seed and inputs", result.result_reproduced),
+                          ("visits match the result", result.visits_match),
+                          ("today's registries give the same inputs", result.inputs_current)):
+            click.echo(f"{'yes' if ok else 'NO ':<4} {label}")
+        click.echo(f"draw {draw_id}: {'verified' if result.ok else 'DOES NOT VERIFY'}")
+    if not result.ok:
+        sys.exit(1)
+
+
+@checks.command("list")
+@click.option("--plan", "plan_name")
+@click.option("--json", "as_json", is_flag=True)
+def checks_list(plan_name: str | None, as_json: bool) -> None:
+    """Every draw, redraws included, newest first."""
+    from gis.database import get_engine
+    from gis.spotcheck import list_draws
+
+    with get_engine().connect() as conn:
+        draws = list_draws(conn, plan_name)
+    if as_json:
+        _echo_json(draws)
+        return
+    for d in draws:
+        click.echo(f"{d['id']:>5}  {d['plan']:<16} {d['period']:<10} #{d['seq']}  "
+                   f"{d['visits']:>5} visits  seed {d['seed']}"
+                   + (f"  (again: {d['reason']})" if d["seq"] > 1 else ""))
+
+
+@checks.command("show")
+@click.argument("draw_id", type=int)
+def checks_show(draw_id: int) -> None:
+    """The public view of a draw as JSON (personal data masked)."""
+    from gis.database import get_engine
+    from gis.spotcheck import SpotCheckError, public_draw
+
+    try:
+        with get_engine().connect() as conn:
+            _echo_json(public_draw(conn, draw_id))
+    except SpotCheckError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@checks.command("record")
+@click.argument("visit_id", type=int)
+@click.argument("item_code")
+@click.option("--outcome", required=True, type=click.Choice(
+    ["compliant", "rectify", "penalty_referred", "not_found"]))
+@click.option("--inspectors", required=True, help="Codes of those who inspected, comma-separated.")
+@click.option("--recorder", required=True, help="Code of the inspector who records.")
+@click.option("--on", "inspected_on", required=True, type=_DAY, help="Day of the inspection.")
+@click.option("--findings", default="")
+def checks_record(visit_id, item_code, outcome, inspectors, recorder, inspected_on,
+                  findings) -> None:
+    """Record the result of one item of a visit (who inspects, who records)."""
+    from gis.database import get_engine
+    from gis.spotcheck import SpotCheckError, record_result
+
+    try:
+        with get_engine().begin() as conn:
+            result_id = record_result(
+                conn, visit_id, item_code, outcome, inspected_on=inspected_on.date(),
+                inspectors=[c.strip() for c in inspectors.split(",") if c.strip()],
+                recorded_by=recorder, findings=findings)
+    except SpotCheckError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"result {result_id} recorded")
+
+
+@checks.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--plan", "plan_name")
+@click.option("--period")
+def checks_export(file: Path, plan_name: str | None, period: str | None) -> None:
+    """Write the public results (.json, else CSV), personal data masked."""
+    from etl.supervision import write_public_results
+    from gis.database import get_engine
+    from gis.spotcheck import public_results
+
+    with get_engine().connect() as conn:
+        rows = public_results(conn, plan=plan_name, period=period)
+    click.echo(f"wrote {write_public_results(rows, file)} results to {file}")
+
+
+# -- gridgov credit ------------------------------------------------------------------------------
+@main.group()
+def credit() -> None:
+    """Credit records: exchange import and export, queries, list and level rules."""
+
+
+@credit.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", default="city", show_default=True,
+              type=click.Choice(["local", "city", "province"]),
+              help="Source of records that do not say.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rejects file (default: FILE.rejects.jsonl).")
+@click.option("--on", type=_DAY, help="Apply the rules as of this day (default: today).")
+@click.option("--json", "as_json", is_flag=True)
+def credit_import(file: Path, source: str, rejects: Path | None, on, as_json: bool) -> None:
+    """Import an exchange file (JSON Lines); idempotent by record id, rejects kept."""
+    from etl.supervision import import_credit_file
+    from gis.database import get_engine
+
+    summary = import_credit_file(get_engine(), file, source=source, rejects=rejects,
+                                 on=on.date() if on else None)
+    if as_json:
+        _echo_json(summary.to_dict())
+        return
+    click.echo(f"import {summary.import_id}: {summary.inserted} inserted, {summary.updated} "
+               f"updated, {summary.unchanged} unchanged, {summary.rejected} rejected")
+    for reject in summary.rejects[:20]:
+        click.echo(f"  line {reject['line']}: {reject['field']}: {reject['reason']}", err=True)
+
+
+@credit.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--since", type=_DAY, help="Only records changed on or after this day.")
+@click.option("--source", "sources", multiple=True,
+              type=click.Choice(["local", "city", "province"]),
+              help="Only records from this source (repeatable; default: all).")
+def credit_export(file: Path, since, sources) -> None:
+    """Write records in the exchange format (JSON Lines, or CSV for a .csv file)."""
+    from etl.supervision import export_credit_file
+    from gis.database import get_engine
+
+    count = export_credit_file(get_engine(), file, since=since.date() if since else None,
+                               sources=tuple(sources) or None)
+    click.echo(f"wrote {count} records to {file}")
+
+
+@credit.command("query")
+@click.argument("term")
+@click.option("--on", type=_DAY, help="List membership as of this day (default: today).")
+@click.option("--json", "as_json", is_flag=True)
+def credit_query(term: str, on, as_json: bool) -> None:
+    """Find subjects by credit code, ID number, id or part of the name (identifiers masked)."""
+    from gis.credit import find_subjects, subject_profile
+    from gis.database import get_engine
+
+    with get_engine().connect() as conn:
+        profiles = [subject_profile(conn, i, on.date() if on else None)
+                    for i in find_subjects(conn, term)]
+    if as_json:
+        _echo_json(profiles)
+        return
+    if not profiles:
+        raise click.ClickException(f"no subject matches {term!r}")
+    for p in profiles:
+        click.echo(f"{p['identifier']}  {p['name']}  ({p['kind']}) level {p['level'] or '-'}: "
+                   f"{p['level_reason']}")
+        for e in p["lists"]:
+            state = "active" if e["active"] else f"removed {e['removed_on']}"
+            click.echo(f"  {e['list_name']:<9} {e['entered_on']}  {state:<18} {e['reason']}")
+        click.echo(f"  {len(p['records'])} records")
+
+
+@credit.command("refresh")
+@click.option("--on", type=_DAY, help="As of this day (default: today).")
+def credit_refresh(on) -> None:
+    """Apply the list rules and derive credit levels for every subject."""
+    from datetime import date
+
+    from gis.credit import refresh
+    from gis.database import get_engine
+
+    with get_engine().begin() as conn:
+        summary = refresh(conn, on.date() if on else date.today())
+    click.echo(f"{summary.subjects} subjects: {summary.entered} entries added, "
+               f"{summary.changed} changed; levels " + ", ".join(
+                   f"{k} {v}" for k, v in sorted(summary.levels.items())))
+
+
+# -- gridgov warnings ----------------------------------------------------------------------------
+@main.group("warnings")
+def warnings_group() -> None:
+    """Risk early warning: Poisson control chart and Gi* hot spots per grid."""
+
+
+@warnings_group.command("scan")
+@click.option("--period", help="2019-05, 2019Q2, 2019 or a day range (default: last month).")
+@click.option("--lines", default="food_drug,production_safety,environment", show_default=True)
+@click.option("--by", type=click.Choice(["line", "class"]), default="line", show_default=True)
+@click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1,
+              min_open=True), help="Family-wise level of the Poisson chart (Bonferroni).")
+@click.option("--fdr", default=0.05, show_default=True, type=click.FloatRange(0, 1,
+              min_open=True), help="False-discovery rate of the Gi* hot spots.")
+@click.option("--baseline-days", default=365, show_default=True, type=click.IntRange(min=1))
+@click.option("--min-count", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--dry-run", is_flag=True, help="Report only: record no warning or notice.")
+@click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write an offline HTML map of the warnings.")
+@click.option("--json", "as_json", is_flag=True)
+def warnings_scan(period, lines, by, alpha, fdr, baseline_days, min_count, dry_run, map_file,
+                  as_json) -> None:
+    """Scan a period; record new warnings and route each to its department with a notice."""
+    from datetime import datetime
+
+    from gis.database import get_engine
+    from gis.periods import SHANGHAI, parse_period
+    from gis.warnings import ScanOptions, scan
+
+    if period is None:
+        today = datetime.now(SHANGHAI).date().replace(day=1)
+        period = f"{today.year - (today.month == 1)}-{(today.month - 2) % 12 + 1:02d}"
+    try:
+        chosen = parse_period(period)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from exc
+    options = ScanOptions(lines=tuple(x.strip() for x in lines.split(",") if x.strip()), by=by,
+                          alpha=alpha, fdr=fdr, baseline_days=baseline_days,
+                          min_count=min_count)
+    engine = get_engine()
+    try:
+        with engine.begin() as conn:
+            result = scan(conn, chosen, options, record=not dry_run)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if map_file is not None:
+        _write_warning_map(engine, result, map_file)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    click.echo(f"{chosen.label}: {len(result.warnings)} warnings ({result.new} new) over "
+               f"{result.n_series} series; Poisson threshold p ≤ {result.poisson_threshold:.2e}")
+    for w in result.warnings:
+        notice = w.get("notice")
+        click.echo(f"  {w['method']:<8} {w['series']:<18} {w['grid_code']}  observed "
+                   f"{w['observed']:.0f} expected {w['expected']:.2f}  p {w['p_value']:.2e}"
+                   + (f"  → {notice['handler']}" if notice else ""))
+
+
+def _write_warning_map(engine, result, path: Path) -> None:
+    from gis.warnings import read_grids
+    from webmap.maps import render_standalone
+    from webmap.warning_maps import build_warnings_map
+
+    with engine.connect() as conn:
+        grids = read_grids(conn, result.generation_id)
+    page = render_standalone(build_warnings_map(grids, result.warnings),
+                             f"风险预警 {result.period}")
+    path.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {path}", err=True)
+
+
+@warnings_group.command("list")
+@click.option("--period")
+@click.option("--json", "as_json", is_flag=True)
+def warnings_list(period: str | None, as_json: bool) -> None:
+    """Recorded warnings and where their notices went."""
+    from gis.database import get_engine
+    from gis.warnings import list_warnings
+
+    with get_engine().connect() as conn:
+        rows = list_warnings(conn, period)
+    if as_json:
+        _echo_json(rows)
+        return
+    for w in rows:
+        click.echo(f"{w['id']:>5} {w['period']:<10} {w['method']:<8} {w['series']:<18} "
+                   f"{w['grid_code']}  {w['observed']:.0f}/{w['expected']:.2f}  "
+                   f"→ {w['handler'] or '-'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,13 @@
 from gis.models.accounts import USER_ROLES, ApiToken, AuditLog, Photo, UserAccount
 from gis.models.base import Base
 from gis.models.cases import Case, CaseCopy, CaseEvent
+from gis.models.credit import (
+    CreditImport,
+    CreditImportReject,
+    CreditListEntry,
+    CreditRecord,
+    CreditSubject,
+)
 from gis.models.incidents import (
     CLASS_KINDS,
     LOCATION_STATUSES,
@@ -24,6 +31,19 @@ from gis.models.organisation import (
     StaffGrid,
 )
 from gis.models.powers import POWER_KINDS, ClassPower, ClassRoute, DeadlineRule, PowerItem
+from gis.models.supervision import (
+    InspectionItem,
+    InspectionTarget,
+    Inspector,
+    InspectorRelation,
+    RiskWarning,
+    SpotCheckDraw,
+    SpotCheckPlan,
+    SpotCheckPlanItem,
+    SpotCheckResult,
+    SpotCheckVisit,
+    WarningNotice,
+)
 from gis.models.units import DEDICATED_KINDS, GRID_TYPES, LEVELS, Generation, Unit
 
 __all__ = [
@@ -46,6 +66,11 @@ __all__ = [
     "CaseEvent",
     "ClassPower",
     "ClassRoute",
+    "CreditImport",
+    "CreditImportReject",
+    "CreditListEntry",
+    "CreditRecord",
+    "CreditSubject",
     "DeadlineRule",
     "Department",
     "Generation",
@@ -56,10 +81,21 @@ __all__ = [
     "IncidentClass",
     "IncidentKey",
     "IncidentReject",
+    "InspectionItem",
+    "InspectionTarget",
+    "Inspector",
+    "InspectorRelation",
     "Photo",
     "PowerItem",
+    "RiskWarning",
+    "SpotCheckDraw",
+    "SpotCheckPlan",
+    "SpotCheckPlanItem",
+    "SpotCheckResult",
+    "SpotCheckVisit",
     "Staff",
     "StaffGrid",
     "Unit",
     "UserAccount",
+    "WarningNotice",
 ]

@@ -1,0 +1,336 @@
+"""Risk early warning: counts that rise significantly above their own baseline, and hot spots.
+
+Two documented methods (docs/SUPERVISION.md §5), on the incidents of each grid × line (or
+grid × class) in a period, by default for the food and drug safety, production safety and
+environment lines:
+
+- **Poisson control chart.** The expected count of a series in the period is its rate over the
+  baseline window (default the 365 days before the period) times the period's length, floored
+  at half an event per baseline window. The series warns when ``P(X ≥ observed | λ = expected)``
+  is below ``α / m`` (Bonferroni over the ``m`` grid × series tested) and at least
+  ``min_count`` incidents were seen. The control limit shown is the smallest count that
+  would warn.
+- **Getis-Ord Gi\\*** (``esda.G_Local``, ``star=True``, binary queen contiguity of the grid
+  polygons from ``libpysal``) on each grid's excess ``max(observed − expected, 0)``: one-sided
+  normal p-values of the z-scores, Benjamini–Hochberg at false-discovery rate ``q`` across
+  the district's grids; grids with a significant positive z are hot spots.
+
+:func:`scan` records each warning once per (method, period, series, grid) and sends it to the
+responsible department with a notice that keeps the route (:func:`gis.routing.route_case`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+from sqlalchemy import Connection, text
+
+from gis.periods import Period
+from gis.routing import route_case
+
+FOCUS_LINES = ("food_drug", "production_safety", "environment")
+DEFAULT_ALPHA = 0.05
+DEFAULT_FDR = 0.05
+DEFAULT_BASELINE_DAYS = 365
+DEFAULT_MIN_COUNT = 3
+FloatArray = npt.NDArray[np.float64]
+
+
+# -- the methods, pure ---------------------------------------------------------------------------
+def expected_counts(baseline: npt.ArrayLike, period_days: float,
+                    baseline_days: float) -> FloatArray:
+    """λ = baseline count × period / baseline window, at least half an event per window."""
+    scale = period_days / baseline_days
+    return np.maximum(np.asarray(baseline, dtype=float), 0.5) * scale
+
+
+def poisson_tail(observed: npt.ArrayLike, expected: npt.ArrayLike) -> FloatArray:
+    """``P(X ≥ observed)`` for ``X ~ Poisson(expected)``."""
+    return stats.poisson.sf(np.asarray(observed) - 1, np.asarray(expected, dtype=float))
+
+
+def poisson_limit(expected: npt.ArrayLike, alpha: float) -> FloatArray:
+    """The smallest count ``x`` with ``P(X ≥ x) ≤ alpha``: the upper control limit."""
+    return stats.poisson.isf(alpha, np.asarray(expected, dtype=float)) + 1
+
+
+@dataclass(frozen=True)
+class PoissonResult:
+    p_value: FloatArray
+    limit: FloatArray
+    threshold: float
+    alarm: npt.NDArray[np.bool_]
+
+
+def poisson_alarms(observed: npt.ArrayLike, expected: npt.ArrayLike, *,
+                   alpha: float = DEFAULT_ALPHA, n_series: int | None = None,
+                   min_count: int = DEFAULT_MIN_COUNT) -> PoissonResult:
+    """Series whose count is significantly above expectation, Bonferroni-adjusted over
+    ``n_series`` (default: as many as given)."""
+    observed = np.asarray(observed)
+    threshold = alpha / (n_series or max(len(observed), 1))
+    p = poisson_tail(observed, expected)
+    return PoissonResult(p, poisson_limit(expected, threshold), threshold,
+                         (p <= threshold) & (observed >= min_count))
+
+
+def benjamini_hochberg(p_values: npt.ArrayLike, q: float = DEFAULT_FDR
+                       ) -> tuple[npt.NDArray[np.bool_], float]:
+    """Rejections at false-discovery rate ``q``, and the p-value cut-off (0 when none)."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if m == 0:
+        return np.zeros(0, bool), 0.0
+    order = np.argsort(p, kind="stable")
+    passed = p[order] <= q * np.arange(1, m + 1) / m
+    if not passed.any():
+        return np.zeros(m, bool), 0.0
+    cutoff = float(p[order][np.nonzero(passed)[0].max()])
+    return p <= cutoff, cutoff
+
+
+def queen_weights(geometries, ids: list[str]):
+    """Binary queen contiguity of polygons (shared edge or vertex), as a libpysal W."""
+    from libpysal.weights import Queen
+
+    return Queen.from_iterable(list(geometries), ids=list(ids), silence_warnings=True)
+
+
+@dataclass(frozen=True)
+class HotspotResult:
+    z: FloatArray
+    p_value: FloatArray
+    cutoff: float
+    hot: npt.NDArray[np.bool_]
+
+
+def gi_star_hotspots(values: npt.ArrayLike, weights, q: float = DEFAULT_FDR) -> HotspotResult:
+    """Getis-Ord Gi* hot spots of non-negative ``values`` aligned with ``weights``."""
+    y = np.asarray(values, dtype=float)
+    n = len(y)
+    if n < 3 or y.sum() <= 0 or np.ptp(y) == 0:
+        return HotspotResult(np.zeros(n), np.ones(n), 0.0, np.zeros(n, bool))
+    from esda.getisord import G_Local
+
+    g = G_Local(y, weights, transform="B", star=True, permutations=0)
+    z = np.nan_to_num(np.asarray(g.Zs, dtype=float))
+    p = stats.norm.sf(z)
+    rejected, cutoff = benjamini_hochberg(p, q)
+    return HotspotResult(z, p, cutoff, rejected & (z > 0))
+
+
+# -- the data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScanOptions:
+    lines: tuple[str, ...] = FOCUS_LINES
+    by: str = "line"
+    alpha: float = DEFAULT_ALPHA
+    fdr: float = DEFAULT_FDR
+    baseline_days: int = DEFAULT_BASELINE_DAYS
+    min_count: int = DEFAULT_MIN_COUNT
+    methods: tuple[str, ...] = ("poisson", "gi_star")
+
+
+def _active_generation(conn: Connection) -> int:
+    generation = conn.execute(text("SELECT id FROM generation WHERE active")).scalar()
+    if generation is None:
+        raise LookupError("no generation is active; run `gridgov boundaries load`")
+    return generation
+
+
+def read_grids(conn: Connection, generation_id: int) -> gpd.GeoDataFrame:
+    return gpd.read_postgis(text(
+        "SELECT code, geom FROM unit WHERE generation_id = :g AND level = 'grid' ORDER BY code"),
+        conn, geom_col="geom", params={"g": generation_id})
+
+
+def series_names(conn: Connection, options: ScanOptions) -> list[str]:
+    if options.by == "line":
+        return sorted(options.lines)
+    return list(conn.execute(text(
+        "SELECT code FROM incident_class WHERE line = ANY(:l) ORDER BY code"),
+        {"l": list(options.lines)}).scalars())
+
+
+def series_counts(conn: Connection, generation_id: int, period: Period,
+                  options: ScanOptions) -> pd.DataFrame:
+    """Observed (in the period) and baseline (in the window before it) counts per grid and
+    series, only where either is non-zero."""
+    key = "c.line" if options.by == "line" else "c.code"
+    rows = conn.execute(text(
+        f"""
+        SELECT u.code AS grid_code, {key} AS series,
+               count(*) FILTER (WHERE i.reported_at >= :start) AS observed,
+               count(*) FILTER (WHERE i.reported_at < :start) AS baseline
+        FROM incident i JOIN incident_class c ON c.code = i.class_code
+        JOIN unit u ON u.id = i.grid_id
+        WHERE i.generation_id = :g AND i.location_status = 'assigned'
+          AND i.reported_at >= :from AND i.reported_at < :end AND c.line = ANY(:lines)
+        GROUP BY 1, 2
+        """), {"g": generation_id, "start": period.start, "end": period.end,
+               "from": period.start - timedelta(days=options.baseline_days),
+               "lines": list(options.lines)}).all()
+    return pd.DataFrame(rows, columns=["grid_code", "series", "observed", "baseline"])
+
+
+def full_table(grid_codes: list[str], series: list[str], counts: pd.DataFrame,
+               period: Period, options: ScanOptions) -> pd.DataFrame:
+    """Every grid × series, zero-filled, with the expected count."""
+    index = pd.MultiIndex.from_product([series, grid_codes], names=["series", "grid_code"])
+    table = (counts.set_index(["series", "grid_code"])[["observed", "baseline"]]
+             .reindex(index, fill_value=0).astype("int64").reset_index())
+    table["expected"] = expected_counts(table["baseline"], period.days, options.baseline_days)
+    return table
+
+
+# -- scanning ------------------------------------------------------------------------------------
+@dataclass
+class ScanResult:
+    period: str
+    generation_id: int
+    n_series: int
+    poisson_threshold: float
+    warnings: list[dict] = field(default_factory=list)
+
+    @property
+    def new(self) -> int:
+        return sum(1 for w in self.warnings if w["new"])
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "new": self.new}
+
+
+def detect(table: pd.DataFrame, grids: gpd.GeoDataFrame, options: ScanOptions,
+           n_series: int) -> tuple[list[dict], float]:
+    """The warnings of a zero-filled table (pure: no database)."""
+    found: list[dict] = []
+    poisson = poisson_alarms(table["observed"], table["expected"], alpha=options.alpha,
+                             n_series=n_series, min_count=options.min_count)
+    if "poisson" in options.methods:
+        for i in np.nonzero(poisson.alarm)[0]:
+            row = table.iloc[i]
+            found.append(_warning("poisson", row, (row.observed - row.expected)
+                                  / np.sqrt(row.expected), poisson.p_value[i],
+                                  poisson.threshold, {"limit": int(poisson.limit[i])}))
+    if "gi_star" in options.methods and len(grids) >= 3:
+        weights = queen_weights(grids.geometry, grids["code"].tolist())
+        for _, part in table.groupby("series", sort=True):
+            part = (part.set_index("grid_code").reindex(grids["code"].to_numpy())
+                    .rename_axis("grid_code").reset_index())
+            excess = np.maximum(part["observed"] - part["expected"], 0)
+            result = gi_star_hotspots(excess, weights, options.fdr)
+            for i in np.nonzero(result.hot)[0]:
+                found.append(_warning("gi_star", part.iloc[i], result.z[i], result.p_value[i],
+                                      result.cutoff, {"excess": float(excess.iloc[i])}))
+    return found, poisson.threshold
+
+
+def _warning(method: str, row: pd.Series, statistic: float, p_value: float, threshold: float,
+             details: dict) -> dict:
+    return {"method": method, "series": str(row["series"]), "grid_code": str(row["grid_code"]),
+            "street_code": str(row["grid_code"])[:9], "observed": float(row["observed"]),
+            "expected": float(row["expected"]), "statistic": float(statistic),
+            "p_value": float(p_value), "threshold": float(threshold),
+            "details": details}
+
+
+def scan(conn: Connection, period: Period, options: ScanOptions = ScanOptions(), *,
+         record: bool = True) -> ScanResult:
+    """Scan the period; with ``record``, store new warnings and route each with a notice."""
+    if options.by not in ("line", "class"):
+        raise ValueError(f"by: {options.by!r} is not line or class")
+    generation = _active_generation(conn)
+    grids = read_grids(conn, generation)
+    series = series_names(conn, options)
+    table = full_table(grids["code"].tolist(), series,
+                       series_counts(conn, generation, period, options), period, options)
+    n_series = max(len(grids) * len(series), 1)
+    found, threshold = detect(table, grids, options, n_series)
+    result = ScanResult(period.label, generation, n_series, threshold)
+    dominant = _dominant_classes(conn, generation, period, options) if record else {}
+    for warning in found:
+        warning["new"] = False
+        if record:
+            _record(conn, period, generation, options, warning, dominant)
+        result.warnings.append(warning)
+    return result
+
+
+def _record(conn: Connection, period: Period, generation: int, options: ScanOptions,
+            warning: dict, dominant: dict) -> None:
+    row = conn.execute(text(
+        """INSERT INTO risk_warning (method, period, period_start, period_end, series_kind,
+               series, generation_id, grid_code, street_code, observed, expected, statistic,
+               p_value, threshold, details)
+           VALUES (:method, :period, :start, :end, :kind, :series, :g, :grid_code,
+               :street_code, :observed, :expected, :statistic, :p_value, :threshold,
+               CAST(:details AS jsonb))
+           ON CONFLICT ON CONSTRAINT uq_risk_warning_method_period_series_grid DO NOTHING
+           RETURNING id"""),
+        {**warning, "period": period.label, "start": period.start, "end": period.end,
+         "kind": options.by, "g": generation,
+         "details": json.dumps(warning["details"], ensure_ascii=False)}).first()
+    if row is None:
+        warning["id"] = conn.execute(text(
+            """SELECT id FROM risk_warning WHERE method = :m AND period = :p AND series = :s
+                   AND grid_code = :g"""),
+            {"m": warning["method"], "p": period.label, "s": warning["series"],
+             "g": warning["grid_code"]}).scalar_one()
+        return
+    warning["id"], warning["new"] = row.id, True
+    class_code = (warning["series"] if options.by == "class"
+                  else dominant.get((warning["grid_code"], warning["series"]))
+                  or dominant.get((None, warning["series"])))
+    if class_code is None:
+        return
+    route = route_case(conn, class_code, warning["street_code"],
+                       on=(period.end - timedelta(seconds=1)).date())
+    conn.execute(text(
+        """INSERT INTO warning_notice (warning_id, class_code, department_id, handler_id,
+               fallback, route_reason) VALUES (:w, :c, :d, :h, :f, :r)"""),
+        {"w": row.id, "c": class_code, "d": route.department_id, "h": route.handler_id,
+         "f": route.fallback, "r": route.reason})
+    warning["notice"] = {"class_code": class_code, "department": route.department_name,
+                         "handler": route.handler_name, "reason": route.reason}
+
+
+def _dominant_classes(conn: Connection, generation: int, period: Period,
+                      options: ScanOptions) -> dict[tuple[str | None, str], str]:
+    """The most reported class per (grid, line) in the period, and per line district-wide
+    (key ``(None, line)``), falling back to the line's first class: the class a notice is
+    routed by."""
+    counts: dict[tuple[str | None, str], dict[str, int]] = defaultdict(dict)
+    for grid, line, code, n in conn.execute(text(
+            """SELECT u.code, c.line, c.code, count(*) FROM incident i
+               JOIN incident_class c ON c.code = i.class_code JOIN unit u ON u.id = i.grid_id
+               WHERE i.generation_id = :g AND i.reported_at >= :a AND i.reported_at < :b
+                 AND c.line = ANY(:l) GROUP BY 1, 2, 3"""),
+            {"g": generation, "a": period.start, "b": period.end, "l": list(options.lines)}):
+        counts[(grid, line)][code] = n
+        counts[(None, line)][code] = counts[(None, line)].get(code, 0) + n
+    for line, code in conn.execute(text(
+            "SELECT line, min(code) FROM incident_class WHERE line = ANY(:l) GROUP BY line"),
+            {"l": list(options.lines)}):
+        counts[(None, line)].setdefault(code, 0)
+    return {key: min(codes, key=lambda c, d=codes: (-d[c], c)) for key, codes in counts.items()}
+
+
+def list_warnings(conn: Connection, period: str | None = None) -> list[dict]:
+    """Recorded warnings with their notices, newest period first."""
+    return [dict(r) for r in conn.execute(text(
+        """SELECT w.id, w.method, w.period, w.series_kind, w.series, w.grid_code, w.street_code,
+                  w.observed, w.expected, w.statistic, w.p_value, w.threshold, w.details,
+                  n.class_code, d.name AS department, h.name AS handler, n.route_reason
+           FROM risk_warning w LEFT JOIN warning_notice n ON n.warning_id = w.id
+           LEFT JOIN department d ON d.id = n.department_id
+           LEFT JOIN department h ON h.id = n.handler_id
+           WHERE CAST(:p AS text) IS NULL OR w.period = :p
+           ORDER BY w.period_start DESC, w.method, w.p_value"""), {"p": period}).mappings()]
