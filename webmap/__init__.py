@@ -99,6 +99,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         heatmap_views,
         i18n,
         mobile,
+        open311,
         photos_views,
         views,
     )
@@ -119,6 +120,53 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(mobile.bp)
     app.register_blueprint(photos_views.bp)
     auth.init_app(app)
+    open311.init_app(app)  # after auth: its CSRF check must skip the api_key blueprint
     i18n.init_app(app)
     app.register_blueprint(command.bp)
+    register_database_unavailable(app)
     return app
+
+
+#: Errors that mean "the database cannot be reached now" rather than a bug: server down or
+#: restarting, connection dropped mid-request, or no pooled connection free in time.
+RETRY_AFTER_S = 5
+
+
+def register_database_unavailable(app: Flask) -> None:
+    """Answer 503 (JSON under ``/api``, a plain page elsewhere) while the database is away.
+
+    Registered app-wide, so every blueprint is covered; the engine's ``pool_pre_ping`` brings
+    the app back by itself once the server is up again.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    for error in (OperationalError, InterfaceError, PoolTimeout):
+        app.register_error_handler(error, database_unavailable)
+
+
+def database_unavailable(exc: Exception):
+    """The 503 answer for a database outage: no stack trace, no internals, a retry hint.
+
+    The page is rendered from the template alone, without the context processors (which look
+    up the signed-in user, i.e. the database that is not there).
+    """
+    from flask import current_app, jsonify, request
+
+    current_app.logger.warning("database unavailable for %s %s: %s", request.method,
+                               request.path, type(exc).__name__)
+    message = "the database is not reachable; try again shortly"
+    json_wanted = request.path.startswith(("/api/", "/open311/")) or (
+        request.accept_mimetypes.best == "application/json")
+    if json_wanted:
+        response = jsonify(error={"status": 503, "message": message})
+    else:
+        page = current_app.jinja_env.get_template("unavailable.html").render(
+            heading="Database unavailable · 数据库暂不可用",
+            message="数据库暂时无法连接，请稍后重试。The database is not reachable right now; "
+                    "please try again in a moment (administrators: `gridgov db status`).")
+        response = current_app.response_class(page, mimetype="text/html")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    response.headers["Cache-Control"] = "no-store"
+    return response

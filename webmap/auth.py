@@ -216,7 +216,7 @@ def _check_csrf() -> None:
     bearer = request.headers.get("Authorization", "").startswith("Bearer ")
     routed = request.routing_exception is None  # let a 404/405 answer as itself
     if request.method in UNSAFE_METHODS and routed and not bearer:
-        csrf.protect()
+        csrf.protect(apply_exemptions=True)
 
 
 def _csrf_failed(exc: CSRFError):
