@@ -23,7 +23,7 @@ Times are written with their offset (+08:00, Asia/Shanghai).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -192,18 +192,23 @@ def season_weight(class_code: str, day_of_year: np.ndarray) -> np.ndarray:
 
 
 def sample_times(rng: np.random.Generator, sources: np.ndarray, classes: np.ndarray,
-                 start: date, end: date) -> np.ndarray:
-    """Local (Asia/Shanghai) times as ``datetime64[s]``: day by season × weekday, then hour."""
+                 start: date, end: date,
+                 year_weights: Mapping[int, float] | None = None) -> np.ndarray:
+    """Local (Asia/Shanghai) times as ``datetime64[s]``: day by season × weekday (× the year's
+    weight, 1 for years not listed), then hour."""
     days = np.arange(np.datetime64(start, "D"), np.datetime64(end, "D") + 1)
     doy = (days - days.astype("datetime64[Y]")).astype(np.int64) + 1
     dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+    years = days.astype("datetime64[Y]").astype(np.int64) + 1970
+    volume = np.array([(year_weights or {}).get(int(y), 1.0) for y in years])
     out = np.empty(len(sources), dtype="datetime64[s]")
     for source in SOURCE_SHARES:
         for code in CLASS_WEIGHTS:
             rows = np.flatnonzero((sources == source) & (classes == code))
             if not len(rows):
                 continue
-            p = _normalised(season_weight(code, doy) * np.asarray(WEEKDAY[source])[dow])
+            p = _normalised(season_weight(code, doy) * np.asarray(WEEKDAY[source])[dow]
+                            * volume)
             day = days[rng.choice(len(days), size=len(rows), p=p)]
             hour = rng.choice(24, size=len(rows), p=_normalised(HOURS[source]))
             second = rng.integers(0, 3600, size=len(rows))
@@ -294,10 +299,13 @@ def make_dirty(rng: np.random.Generator, frame: pd.DataFrame, share: float) -> p
 
 def simulate(area: Area, *, seed: int = 2018, start: date = date(2018, 1, 1),
              end: date = date(2019, 12, 31), count: int = 20_000,
-             dirty: float = 0.0) -> pd.DataFrame:
+             dirty: float = 0.0,
+             year_weights: Mapping[int, float] | None = None) -> pd.DataFrame:
     """``count`` reports between ``start`` and ``end`` (inclusive) inside ``area``.
 
     Columns: ``COLUMNS`` (+ ``dirty`` naming the spoiling when ``dirty`` > 0), sorted by time.
+    ``year_weights`` scales the daily rate per year (the occurrence knobs of
+    ``etl.simulate_cases``); years not listed weigh 1.
     """
     if end < start:
         raise ValueError("end is before start")
@@ -306,7 +314,7 @@ def simulate(area: Area, *, seed: int = 2018, start: date = date(2018, 1, 1),
     places = choose_places(rng, count, hotspots)
     classes = choose_classes(rng, places, hotspots)
     sources = assign_sources(rng, count)
-    local = sample_times(rng, sources, classes, start, end)
+    local = sample_times(rng, sources, classes, start, end, year_weights)
     lon, lat = sample_points(rng, places, hotspots, area)
     order = np.lexsort((np.arange(count), local))
     frame = pd.DataFrame({
