@@ -19,7 +19,9 @@ db: setup
 load: db
 	.venv/bin/gridgov boundaries load
 	.venv/bin/gridgov catalogues load
+	.venv/bin/gridgov supervision load
 	.venv/bin/gridgov users demo
+	.venv/bin/gridgov simulate --quiet
 
 serve:
 	.venv/bin/gridgov serve --host $(HOST) --port $(PORT)

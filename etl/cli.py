@@ -561,11 +561,16 @@ def simulate_command(seed, start, end, count, dirty, output, load, outline, case
 def _load_simulated(engine, frame, output, seed, progress, walk=None):
     from etl.incidents import FrameReader, ImportOptions, import_file, import_reader
 
-    options = ImportOptions(crs="wgs84")
     if output is not None:
+        options = ImportOptions(crs="wgs84")
         summary = import_file(engine, output, options, progress=progress)
     else:
-        reader = FrameReader(frame, name=f"simulated-incidents-seed{seed}", crs="wgs84")
+        # no input file to sit beside: the quarantine file goes under GRIDGOV_HOME
+        name = f"simulated-incidents-seed{seed}"
+        rejects = get_settings().home / "rejects" / f"{name}.rejects.csv"
+        rejects.parent.mkdir(parents=True, exist_ok=True)
+        options = ImportOptions(crs="wgs84", rejects=rejects)
+        reader = FrameReader(frame, name=name, crs="wgs84")
         summary = import_reader(engine, reader, options, progress=progress)
     if walk is not None and not options.dry_run:
         _simulate_cases(engine, seed, *walk)

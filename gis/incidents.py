@@ -74,6 +74,11 @@ def report_incident(bind: Engine | Connection, *, source: str, class_code: str,
         if not (math.isfinite(lon) and math.isfinite(lat)):
             lon = lat = None
     if source_key is not None:
+        # Two requests with one key at once (a double tap, a retry while the first is still
+        # running): the second waits here until the first commits, then replays it, instead
+        # of failing on the key's unique index.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s || '|' || :k, 0))"),
+                     {"s": source, "k": source_key})
         existing = conn.execute(
             text("SELECT incident_id, reported_at FROM incident_key "
                  "WHERE source = :s AND source_key = :k"), {"s": source, "k": source_key}
@@ -153,7 +158,7 @@ def bulk_insert(conn: Connection, rows: Iterable[Sequence], batch_id: int | None
             description text, reported_at timestamptz, lon float8, lat float8,
             orig_x float8, orig_y float8, orig_crs text, location_status text,
             generation_id integer, grid_id bigint, community_id bigint, street_id bigint,
-            id bigint
+            id bigint DEFAULT nextval('incident_id_seq')
         ) ON COMMIT DROP
         """
     ))
@@ -161,7 +166,6 @@ def bulk_insert(conn: Connection, rows: Iterable[Sequence], batch_id: int | None
     with cursor.copy(f"COPY incident_stage ({', '.join(BULK_COLUMNS)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
-    conn.execute(text("UPDATE incident_stage SET id = nextval('incident_id_seq')"))
     # Claim the source keys: the first row of a key wins, within the load and across loads.
     conn.execute(text(
         """

@@ -104,23 +104,24 @@ class Incident(Base):
     orig_y: Mapped[float | None] = mapped_column(Float)
     orig_crs: Mapped[str | None] = mapped_column(String(32))
     location_status: Mapped[str | None] = mapped_column(String(10))
-    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
-    grid_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
-    community_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
-    street_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    # Unit and generation ids without foreign keys: they come from the assignment trigger or
+    # the bulk loader's lookup of the locked active generation, and units are never deleted
+    # or moved (triggers in migration 0006), so a per-row check would only slow bulk loads.
+    generation_id: Mapped[int | None] = mapped_column(Integer)
+    grid_id: Mapped[int | None] = mapped_column(BigInteger)
+    community_id: Mapped[int | None] = mapped_column(BigInteger)
+    street_id: Mapped[int | None] = mapped_column(BigInteger)
+    batch_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
                                                  server_default=func.now())
 
     __table_args__ = (
         CheckConstraint(_in("source", SOURCES), name="source"),
         CheckConstraint(_in("location_status", LOCATION_STATUSES), name="location_status"),
+        # Rollups go per grid and roll up by code (gis.indicators), so one unit index serves.
         Index("ix_incident_grid_reported", "grid_id", "reported_at"),
-        Index("ix_incident_community_reported", "community_id", "reported_at"),
-        Index("ix_incident_street_reported", "street_id", "reported_at"),
         Index("ix_incident_class_reported", "class_code", "reported_at"),
         Index("ix_incident_reported_brin", "reported_at", postgresql_using="brin"),
-        Index("ix_incident_batch", "batch_id"),
         {"postgresql_partition_by": "RANGE (reported_at)"},
     )
 

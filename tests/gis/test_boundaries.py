@@ -119,3 +119,16 @@ def test_activating_unknown_or_incomplete_generation_fails(fresh_engine):
 def test_read_generation_without_active_generation(fresh_engine):
     with pytest.raises(LookupError, match="no generation is active"):
         read_generation(fresh_engine)
+
+
+def test_boundary_history_is_immutable(fresh_engine):
+    create_generation(fresh_engine, small_hierarchy(), name="kept")
+    refused = ["DELETE FROM unit", "DELETE FROM generation", "TRUNCATE unit CASCADE",
+               "UPDATE unit SET code = code || '9'",
+               "UPDATE unit SET geom = ST_Multi(ST_Buffer(geom, 0.001))"]
+    for sql in refused:
+        with pytest.raises(Exception, match="append-only"), fresh_engine.begin() as conn:
+            conn.execute(text(sql))
+    with fresh_engine.begin() as conn:  # a misspelt name may be corrected
+        conn.execute(text("UPDATE unit SET name = '测试区（更正）' WHERE level = 'district'"))
+        assert conn.execute(text("SELECT count(*) FROM unit")).scalar() == 23
