@@ -52,6 +52,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -99,6 +100,8 @@ SOURCE_ALIASES = {"网格员": "grid_worker", "热线": "hotline", "12345": "hot
                   "12345热线": "hotline", "视频巡查": "video_patrol", "批量导入": "bulk_import"}
 MAX_SOURCE_KEY = 200  # incident.source_key is varchar(200)
 MAX_DESCRIPTION = 4000  # longer descriptions are almost always pasted garbage
+MAX_HEADER_CHARS = 1 << 20  # a CSV header line longer than this is not a header
+NUL = "\x00"  # PostgreSQL text cannot hold it: a row carrying one is quarantined
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 BBOX_BUFFER_DEG = 0.01  # ~1 km around the district for the swapped lat/lon test
 DEFAULT_CHUNK = 100_000
@@ -242,14 +245,21 @@ class CsvReader(Reader):
 
     def _header(self, delimiter: str | None) -> tuple[str, list[str]]:
         try:
+            # a bounded read: a file without line breaks must not be read whole as a "line"
             with open(self.path, encoding=_python_codec(self.encoding), newline="") as handle:
-                first = handle.readline()
-                if delimiter is None:
-                    delimiter = max(",\t;|", key=first.count) if first.strip() else ","
-                handle.seek(0)
-                header = next(csv.reader(handle, delimiter=delimiter), None)
+                head = handle.read(MAX_HEADER_CHARS + 1)
         except (UnicodeDecodeError, LookupError) as exc:
             raise ImportFileError(f"{self.path}: cannot decode as {self.encoding}: {exc}") from exc
+        if len(head) > MAX_HEADER_CHARS and not re.search(r"[\r\n]", head):
+            raise ImportFileError(f"{self.path}: no line break in the first "
+                                  f"{MAX_HEADER_CHARS:,} characters: not a CSV file")
+        first = re.split(r"\r\n|\r|\n", head, maxsplit=1)[0]
+        if delimiter is None:
+            delimiter = max(",\t;|", key=first.count) if first.strip() else ","
+        try:
+            header = next(csv.reader(io.StringIO(head), delimiter=delimiter), None)
+        except csv.Error as exc:
+            raise ImportFileError(f"{self.path}: the header line cannot be read: {exc}") from exc
         if not header or not any(h.strip() for h in header):
             raise ImportFileError(f"{self.path}: empty file (no header line)")
         header = [h.lstrip("\ufeff") for h in header]
@@ -875,6 +885,9 @@ def prepare(batch: Batch, plan: Plan) -> Prepared:
     description = _text(frame, columns["description"])
     rej.flag(_too_long(description, MAX_DESCRIPTION), "description",
              f"longer than {MAX_DESCRIPTION} characters")
+    for name, values in (("source_key", key), ("description", description)):
+        rej.flag(_series(values).str.contains(NUL, regex=False).to_numpy(dtype=bool), name,
+                 "contains a NUL character")
     status, chain = _assign(located, invalid, rej.rejected, plan)
     key = _keys(key, source, class_code, at, located, description, plan.dedupe, ~rej.rejected)
     return Prepared(batch, rej, source, key, class_code, description, at, located, status, chain)
@@ -971,9 +984,10 @@ class RejectSink:
             pd.concat([head, original.reset_index(drop=True)], axis=1).to_csv(
                 self.handle, header=False, index=False)
         for bad in batch.malformed:
-            self._copy([(bad.row, None, bad.reason, json.dumps({"line": bad.text},
+            line = bad.text.replace(NUL, "\ufffd")
+            self._copy([(bad.row, None, bad.reason, json.dumps({"line": line},
                                                                  ensure_ascii=False))])
-            fields_of_line = next(csv.reader([bad.text], delimiter=self.delimiter),
+            fields_of_line = next(csv.reader([line], delimiter=self.delimiter),
                                   [])[:len(self.columns)]
             csv.writer(self.handle).writerow([bad.row, "", bad.reason, *fields_of_line])
 
@@ -1000,6 +1014,7 @@ def _original(batch: Batch, idx: np.ndarray, columns: list[str]) -> pd.DataFrame
         geoms = batch.geoms[idx] if batch.geoms is not None else np.full(len(idx), None)
         original["geometry"] = shapely.to_wkt(geoms, rounding_precision=-1)
     original = original.astype(object)
+    original = original.map(lambda v: v.replace(NUL, "\ufffd") if isinstance(v, str) else v)
     return original.where(original.notna(), None)
 
 

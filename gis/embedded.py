@@ -278,6 +278,9 @@ class EmbeddedPostgres:
         if port is None:
             return False
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # as PostgreSQL binds: connections of a server just stopped linger in TIME_WAIT
+            # and must not make its own port look taken on a restart
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:

@@ -112,6 +112,9 @@ def normalise(data: bytes) -> tuple[bytes, int, int]:
             raise PhotoError(f"the image cannot be read: {exc}") from exc
     image = _flatten(ImageOps.exif_transpose(image))
     image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    # Pillow writes a JPEG comment (COM) kept in ``info`` by itself: a script hidden there
+    # would survive re-encoding, so the decoded image's info goes
+    image.info = {}
     out = io.BytesIO()
     # no exif=, icc_profile= or comment=: the saved file carries no metadata at all
     image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)

@@ -124,7 +124,42 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     app.register_blueprint(command.bp)
     register_database_unavailable(app)
+    app.before_request(refuse_nul_characters)
     return app
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def refuse_nul_characters():
+    """400 for a NUL character in the path, the query string, a form field or a JSON body.
+
+    PostgreSQL text cannot hold NUL, so such a value would otherwise fail deep in a query as a
+    500; no legitimate client sends one. (File uploads are not looked at: images hold NULs.)
+    """
+    from flask import jsonify, request
+
+    fields = [request.path, *request.args.keys(), *request.args.values()]
+    if request.mimetype == "application/x-www-form-urlencoded":
+        fields += [*request.form.keys(), *request.form.values()]
+    elif request.mimetype == "multipart/form-data":
+        fields += [*request.form.keys(), *request.form.values()]  # files stay unread here
+    body = request.get_json(silent=True) if request.is_json else None
+    if not (any(_has_nul(f) for f in fields) or _has_nul(body)):
+        return None
+    message = "NUL characters are not accepted"
+    if request.path.startswith("/open311/"):
+        return jsonify([{"code": 400, "description": message}]), 400
+    if request.path.startswith("/api/") or request.is_json:
+        return jsonify(error={"status": 400, "message": message}), 400
+    return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 #: Errors that mean "the database cannot be reached now" rather than a bug: server down or

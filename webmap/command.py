@@ -67,6 +67,7 @@ READ_ROLES = ("acceptor", "shift_leader", "dispatcher", "supervisor", "viewer")
 ACT_ROLES = ("acceptor", "shift_leader", "dispatcher", "supervisor")
 WORKFLOW_KEY = "gridgov.workflow"
 PER_PAGE = 50
+MAX_PAGE = 100_000
 
 
 def _engine():
@@ -247,7 +248,8 @@ def cases() -> str:
     descending = request.args.get("dir", "desc" if sort in ("overdue", "reported") else "asc"
                                   ) == "desc"
     page_number = request.args.get("page", "1")
-    page_number = int(page_number) if page_number.isdigit() else 1
+    # bounded: a huge page number would overflow the query's OFFSET (a 500)
+    page_number = min(int(page_number), MAX_PAGE) if page_number.isdigit() else 1
     with _engine().connect() as conn:
         page = centre.list_cases(conn, _case_filter(filters), now=_now(), sort=sort,
                                  descending=descending, page=page_number, per_page=PER_PAGE)

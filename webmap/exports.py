@@ -3,7 +3,9 @@
 A :class:`Column` says where a value comes from, its header (already in the reader's
 language), its kind and, for personal data, the :mod:`gis.masking` function that hides it;
 exports never carry an unmasked name, phone or ID number. CSV is UTF-8 with a byte-order mark,
-so Excel opens Chinese text correctly; rates are written as fractions with a percent format in
+so Excel opens Chinese text correctly, and text that a spreadsheet would run as a formula
+(``=…``, ``+…``, ``-…``, ``@…``) is written inert: with a leading apostrophe in CSV, as a plain
+string cell in Excel. Rates are written as fractions with a percent format in
 Excel and as percentages (``93.72``) in CSV, where the header says so.
 """
 
@@ -21,6 +23,9 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 KINDS = ("text", "int", "float", "rate", "bool")
+#: A text cell starting with one of these is a formula to Excel and LibreOffice (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d",
+                  "\uff20")
 CSV_MIME = "text/csv; charset=utf-8"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _XLSX_FORMATS = {"int": "#,##0", "float": "#,##0.00", "rate": "0.00%"}
@@ -62,7 +67,13 @@ def _csv_cell(column: Column, value: Any, yes_no: tuple[str, str]) -> str:
         return f"{value:.4f}".rstrip("0").rstrip(".")
     if column.kind == "bool":
         return yes_no[0] if value else yes_no[1]
-    return str(value)
+    return neutralise(str(value))
+
+
+def neutralise(text: str) -> str:
+    """Text that a spreadsheet would run as a formula, made inert with a leading apostrophe
+    (OWASP's advice for CSV exports); other text unchanged."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def to_csv(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]], *,
@@ -95,6 +106,8 @@ def to_xlsx(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]], *, she
         colour = highlight(row) if highlight else None
         for index, column in enumerate(columns, start=1):
             cell = ws.cell(row=ws.max_row, column=index)
+            if cell.data_type == "f":  # openpyxl takes any "=…" string for a formula
+                cell.data_type = "s"
             if column.kind in _XLSX_FORMATS:
                 cell.number_format = _XLSX_FORMATS[column.kind]
             if colour:

@@ -324,6 +324,7 @@ ERRORS = {400: "bad parameter, field or value", 401: "not signed in",
           403: "the role or scope does not allow it", 404: "no such resource (in your scope)",
           409: "the case is not in a state for this action",
           413: "the upload is too large",
+          507: "the photo store is full; nothing was stored",
           503: "no active generation, or the database is unreachable"}
 
 
@@ -332,8 +333,9 @@ def body(schema: str, media: str = JSON) -> Schema:
 
 
 def responses(ok: dict[int, Schema], *errors: int) -> dict[str, Schema]:
+    """The answers of an operation; every one may meet a database outage (503)."""
     out = {str(status): spec for status, spec in ok.items()}
-    for status in errors:
+    for status in sorted({*errors, 503}):
         out[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     return out
 
@@ -460,7 +462,7 @@ def _field_paths(roles: dict[str, tuple[str, ...]]) -> dict[str, Schema]:
     return {
         "/api/photos": {"post": operation(
             "uploadPhoto", "Upload one photo (JPEG, PNG or WebP; cleaned and downscaled)",
-            "photos", roles["read"], responses({201: ok("Photo", "stored")}, 400, 401, 413),
+            "photos", roles["read"], responses({201: ok("Photo", "stored")}, 400, 401, 413, 507),
             request_body={"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["photo"], "properties": {
                     "photo": {"type": "string", "contentMediaType": "image/*"}}}}}},
@@ -476,7 +478,7 @@ def _field_paths(roles: dict[str, tuple[str, ...]]) -> dict[str, Schema]:
         "/api/mobile/cases/{case_id}/verify": {"post": operation(
             "verifyOnSite", "On-site verification: pass or fail (rework)", "field",
             roles["field_act"], responses({200: ok("MobileVerifyResult", "the case after it")},
-                                      400, 401, 403, 409),
+                                      400, 401, 403, 404, 409),
             [param("case_id")], request="MobileVerifyRequest", write=True)},
     }
 

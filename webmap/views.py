@@ -73,9 +73,12 @@ def _unavailable(heading: str, message: str) -> tuple[str, int]:
 
 
 @bp.errorhandler(OperationalError)
-def _database_down(_exc: OperationalError) -> tuple[str, int]:
-    return _unavailable("Database unavailable",
-                        "数据库无法连接。The database is not reachable: check `gridgov db status`.")
+def _database_down(exc: OperationalError) -> Response:
+    # not render_template: its context processors would look up the signed-in user in the
+    # database that is down, and turn this 503 into a 500
+    from webmap import database_unavailable
+
+    return database_unavailable(exc)
 
 
 @bp.get(f"{ASSETS_PREFIX}/<bundle>/<path:filename>")
