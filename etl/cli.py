@@ -442,11 +442,16 @@ def incidents() -> None:
               help="Load rows with bad coordinates as location 'invalid' instead of rejecting.")
 @click.option("--dry-run", is_flag=True, help="Do everything, then roll back.")
 @click.option("--chunk-size", default=100_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--engine", "assign_engine", type=click.Choice(["memory", "dask"]),
+              default="memory", show_default=True,
+              help="Where points are assigned to grids: in this process, or on Dask.")
+@click.option("--scheduler", help="With --engine dask: the scheduler's address (default: a "
+              "local cluster of two workers). See docs/DASK.md.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def incidents_import(file: Path, mappings, source, crs, timezone, encoding, delimiter, layer,
-                     rejects, no_dedupe, keep_invalid, dry_run, chunk_size, quiet,
-                     as_json) -> None:
+                     rejects, no_dedupe, keep_invalid, dry_run, chunk_size, assign_engine,
+                     scheduler, quiet, as_json) -> None:
     """Import incidents from CSV, GeoJSON, GeoPackage or (Geo)Parquet in one transaction.
 
     Rows are validated, converted to CGCS2000 and assigned to the active generation's grids.
@@ -462,7 +467,8 @@ def incidents_import(file: Path, mappings, source, crs, timezone, encoding, deli
         options = ImportOptions(
             mapping=parse_mapping(mappings), source=source, crs=crs, timezone=timezone,
             encoding=encoding, layer=layer, delimiter=delimiter, dedupe=not no_dedupe,
-            keep_invalid=keep_invalid, dry_run=dry_run, chunk_size=chunk_size, rejects=rejects)
+            keep_invalid=keep_invalid, dry_run=dry_run, chunk_size=chunk_size, rejects=rejects,
+            engine=assign_engine, scheduler=scheduler)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     _run_import(lambda engine, progress: _import_file(engine, file, options, progress),

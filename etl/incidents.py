@@ -75,6 +75,7 @@ from pyproj import CRS
 from sqlalchemy import Connection, Engine, text
 
 from gis.assign import GridIndex
+from gis.assign_dask import grid_index
 from gis.boundaries import active_generation_id, read_generation
 from gis.crs import normalise_crs, to_cgcs2000
 from gis.incidents import bulk_insert, grid_chain_ids, known_class_codes
@@ -132,6 +133,8 @@ class ImportOptions:
     dry_run: bool = False
     chunk_size: int = DEFAULT_CHUNK
     rejects: Path | None = None
+    engine: str = "memory"  # the assignment engine: "memory" or "dask" (gis.assign_dask)
+    scheduler: str | None = None  # a Dask scheduler address; default a local cluster
 
     def __post_init__(self) -> None:
         unknown = set(self.mapping) - set(STANDARD_FIELDS)
@@ -548,7 +551,7 @@ def make_plan(engine: Engine, reader: Reader, options: ImportOptions) -> Plan:
             raise ImportSetupError("the class catalogue is empty; run `gridgov catalogues load`")
         chain_by_code = grid_chain_ids(conn, generation_id)
     grids = read_generation(engine, generation_id)["grid"]
-    index = GridIndex.from_geodataframe(grids)
+    index = grid_index(grids, options.engine, options.scheduler)
     chain = np.array([chain_by_code[str(c)] for c in index.codes], dtype=np.int64).reshape(-1, 3)
     minx, miny, maxx, maxy = grids.total_bounds
     b = BBOX_BUFFER_DEG

@@ -688,3 +688,17 @@ def test_cli_catalogues_load(fresh_engine, cli):
     assert result.exit_code == 0 and "incident classes loaded" in result.output
     with fresh_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM incident_class")).scalar_one() > 50
+
+
+def test_dask_engine_gives_the_same_assignment(store, tmp_path):
+    """--engine dask: the grid index broadcast to a local cluster, identical answers."""
+    outside = {"source_key": "OUT", "class_code": "E0102", "reported_at": "2019-05-03 10:00",
+               "lon": 120.0, "lat": 31.0, "description": "outside"}
+    path = write_csv(tmp_path / "dask.csv", [*sample_rows(10), outside])
+    summary = import_file(store, path, ImportOptions(engine="dask"))
+    assert (summary.loaded, summary.assigned, summary.outside) == (11, 10, 1)
+    rows = stored(store)
+    expected = [CELLS[list(CELLS)[k % len(CELLS)]] for k in range(10)]
+    assert [r.grid for r in rows if r.source_key != "OUT"] == expected
+    with pytest.raises(ValueError, match="engine"):
+        import_file(store, path, ImportOptions(engine="spark"))
