@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gis.models.base import Base
+from gis.models.base import Base, in_list
 
 SUBJECT_KINDS = ("enterprise", "individual_business", "person", "social_organisation")
 RECORD_KINDS = ("penalty", "inspection", "annual_report", "licence", "address_verified")
@@ -42,10 +42,6 @@ LISTS = ("abnormal", "blacklist")
 LIST_REASONS = ("no_annual_report", "unreachable", "abnormal_3y", "serious_penalty",
                 "repeat_penalties", "manual")
 LIST_ORIGINS = ("rule", "manual")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class CreditSubject(Base):
@@ -67,7 +63,7 @@ class CreditSubject(Base):
                                                  server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint(_in("kind", SUBJECT_KINDS), name="kind"),
+        CheckConstraint(in_list("kind", SUBJECT_KINDS), name="kind"),
         CheckConstraint("level IS NULL OR level IN ('A', 'B', 'C', 'D')", name="level"),
     )
 
@@ -101,8 +97,8 @@ class CreditRecord(Base):
                                                  server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint(_in("kind", RECORD_KINDS), name="kind"),
-        CheckConstraint(_in("source", RECORD_SOURCES), name="source"),
+        CheckConstraint(in_list("kind", RECORD_KINDS), name="kind"),
+        CheckConstraint(in_list("source", RECORD_SOURCES), name="source"),
         CheckConstraint("kind <> 'annual_report' OR year IS NOT NULL", name="report_year"),
         Index("ix_credit_record_subject_occurred", "subject_id", "occurred_on"),
         Index("ix_credit_record_updated_at", "updated_at"),
@@ -128,9 +124,9 @@ class CreditListEntry(Base):
     decided_by: Mapped[str] = mapped_column(String(200), server_default=text("''"))
 
     __table_args__ = (
-        CheckConstraint(_in("list_name", LISTS), name="list_name"),
-        CheckConstraint(_in("reason_code", LIST_REASONS), name="reason_code"),
-        CheckConstraint(_in("origin", LIST_ORIGINS), name="origin"),
+        CheckConstraint(in_list("list_name", LISTS), name="list_name"),
+        CheckConstraint(in_list("reason_code", LIST_REASONS), name="reason_code"),
+        CheckConstraint(in_list("origin", LIST_ORIGINS), name="origin"),
         CheckConstraint("removed_on IS NULL OR removed_on >= entered_on", name="dates"),
         CheckConstraint("(origin = 'rule') = (rule_key IS NOT NULL)", name="rule_key"),
         UniqueConstraint("subject_id", "list_name", "rule_key",

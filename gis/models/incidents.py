@@ -29,17 +29,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gis.config import STORAGE_SRID
-from gis.models.base import Base
+from gis.models.base import Base, in_list
 
 SOURCES = ("grid_worker", "hotline", "video_patrol", "bulk_import", "api", "open311")
 LOCATION_STATUSES = ("assigned", "outside", "invalid")
 CLASS_KINDS = ("component", "event")
 
 incident_id_seq = Sequence("incident_id_seq", metadata=Base.metadata)
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class IncidentClass(Base):
@@ -54,7 +50,7 @@ class IncidentClass(Base):
     line: Mapped[str] = mapped_column(String(40))
 
     __table_args__ = (
-        CheckConstraint(_in("kind", CLASS_KINDS), name="kind"),
+        CheckConstraint(in_list("kind", CLASS_KINDS), name="kind"),
         CheckConstraint("code ~ '^[CE][0-9]{4}$'", name="code"),
     )
 
@@ -116,8 +112,8 @@ class Incident(Base):
                                                  server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint(_in("source", SOURCES), name="source"),
-        CheckConstraint(_in("location_status", LOCATION_STATUSES), name="location_status"),
+        CheckConstraint(in_list("source", SOURCES), name="source"),
+        CheckConstraint(in_list("location_status", LOCATION_STATUSES), name="location_status"),
         # Rollups go per grid and roll up by code (gis.indicators), so one unit index serves.
         Index("ix_incident_grid_reported", "grid_id", "reported_at"),
         Index("ix_incident_class_reported", "class_code", "reported_at"),

@@ -9,17 +9,13 @@ from __future__ import annotations
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gis.models.base import Base
+from gis.models.base import Base, in_list
 
 DEPARTMENT_KINDS = ("bureau", "professional_team", "enforcement_team", "squadron",
                     "command_centre", "street_office")
 POSTS = ("grid_leader", "grid_worker", "supervisor", "call_taker", "acceptor", "shift_leader",
          "dispatcher", "management_member", "enforcement_member")
 GRID_ROLES = ("leader", "worker")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Department(Base):
@@ -34,7 +30,7 @@ class Department(Base):
     line: Mapped[str | None] = mapped_column(String(40))
     demo: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
-    __table_args__ = (CheckConstraint(_in("kind", DEPARTMENT_KINDS), name="kind"),)
+    __table_args__ = (CheckConstraint(in_list("kind", DEPARTMENT_KINDS), name="kind"),)
 
 
 class Staff(Base):
@@ -49,7 +45,7 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     demo: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
-    __table_args__ = (CheckConstraint(_in("post", POSTS), name="post"),)
+    __table_args__ = (CheckConstraint(in_list("post", POSTS), name="post"),)
 
 
 class StaffGrid(Base):
@@ -63,7 +59,7 @@ class StaffGrid(Base):
     role: Mapped[str] = mapped_column(String(10))
 
     __table_args__ = (
-        CheckConstraint(_in("role", GRID_ROLES), name="role"),
+        CheckConstraint(in_list("role", GRID_ROLES), name="role"),
         Index("ix_staff_grid_grid_code", "grid_code"),
     )
 

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gis.config import STORAGE_SRID
-from gis.models.base import Base
+from gis.models.base import Base, in_list
 
 TARGET_KINDS = ("enterprise", "individual_business", "social_organisation")
 CREDIT_LEVELS = ("A", "B", "C", "D")
@@ -43,10 +43,6 @@ VISIT_STATUSES = ("assigned", "understaffed")
 OUTCOMES = ("compliant", "rectify", "penalty_referred", "not_found")
 WARNING_METHODS = ("poisson", "gi_star")
 SERIES_KINDS = ("line", "class")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 # -- the list and the registries -----------------------------------------------------------------
@@ -96,8 +92,8 @@ class InspectionTarget(Base):
                                                  server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint(_in("kind", TARGET_KINDS), name="kind"),
-        CheckConstraint(f"credit_level IS NULL OR {_in('credit_level', CREDIT_LEVELS)}",
+        CheckConstraint(in_list("kind", TARGET_KINDS), name="kind"),
+        CheckConstraint(f"credit_level IS NULL OR {in_list('credit_level', CREDIT_LEVELS)}",
                         name="credit_level"),
         CheckConstraint("complaints >= 0", name="complaints"),
     )
@@ -203,7 +199,7 @@ class SpotCheckVisit(Base):
 
     __table_args__ = (
         UniqueConstraint("draw_id", "seq", name="uq_spot_check_visit_draw_seq"),
-        CheckConstraint(_in("status", VISIT_STATUSES), name="status"),
+        CheckConstraint(in_list("status", VISIT_STATUSES), name="status"),
     )
 
 
@@ -226,7 +222,7 @@ class SpotCheckResult(Base):
     published: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("spot_check_result.id"))
 
-    __table_args__ = (CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),)
+    __table_args__ = (CheckConstraint(in_list("outcome", OUTCOMES), name="outcome"),)
 
 
 # -- risk early warning --------------------------------------------------------------------------
@@ -257,8 +253,8 @@ class RiskWarning(Base):
     __table_args__ = (
         UniqueConstraint("method", "period", "series", "grid_code",
                          name="uq_risk_warning_method_period_series_grid"),
-        CheckConstraint(_in("method", WARNING_METHODS), name="method"),
-        CheckConstraint(_in("series_kind", SERIES_KINDS), name="series_kind"),
+        CheckConstraint(in_list("method", WARNING_METHODS), name="method"),
+        CheckConstraint(in_list("series_kind", SERIES_KINDS), name="series_kind"),
         Index("ix_risk_warning_period_start", "period_start"),
     )
 

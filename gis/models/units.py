@@ -28,15 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gis.config import STORAGE_SRID
-from gis.models.base import Base
+from gis.models.base import Base, in_list
 
 LEVELS = ("district", "street", "community", "grid")
 GRID_TYPES = ("comprehensive", "dedicated")
 DEDICATED_KINDS = ("school", "hospital", "market", "park", "enterprise", "scenic_area")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Generation(Base):
@@ -84,14 +80,14 @@ class Unit(Base):
     __table_args__ = (
         UniqueConstraint("generation_id", "code", name="uq_unit_generation_code"),
         Index("ix_unit_generation_level_code", "generation_id", "level", "code"),
-        CheckConstraint(_in("level", LEVELS), name="level"),
+        CheckConstraint(in_list("level", LEVELS), name="level"),
         CheckConstraint(
-            f"(level = 'grid' AND {_in('grid_type', GRID_TYPES)}) "
+            f"(level = 'grid' AND {in_list('grid_type', GRID_TYPES)}) "
             "OR (level <> 'grid' AND grid_type IS NULL)",
             name="grid_type",
         ),
         CheckConstraint(
-            f"(grid_type = 'dedicated' AND {_in('dedicated_kind', DEDICATED_KINDS)}) "
+            f"(grid_type = 'dedicated' AND {in_list('dedicated_kind', DEDICATED_KINDS)}) "
             "OR (grid_type IS DISTINCT FROM 'dedicated' AND dedicated_kind IS NULL)",
             name="dedicated_kind",
         ),
