@@ -8,16 +8,13 @@ closed case. A second test reports with the network off: the report waits in the
 outbox and reaches the server exactly once when the network is back, even when sent twice.
 
 Needs Debian's ``chromium`` (skipped without it). The browser reaches nothing but the live
-server on 127.0.0.1 (see ``tests/webmap/test_offline.py`` for the flags).
+server on 127.0.0.1 (see ``tests/browser.py`` for the flags).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import tempfile
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +24,6 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image
 from sqlalchemy import Engine, text
-from werkzeug.serving import make_server
 
 from gis.accounts import create_user, issue_token
 from gis.boundaries import activate, create_generation
@@ -35,8 +31,8 @@ from gis.catalogues import load_classes
 from gis.deadlines import load_rules
 from gis.indicators import unit_indicators
 from gis.periods import SHANGHAI, Period
+from tests import browser as chromium
 from tests.factories import lattice, small_hierarchy, small_organisation
-from tests.webmap.test_offline import CHROMIUM, DevTools
 from webmap import create_app
 
 pytestmark = pytest.mark.slow
@@ -95,26 +91,11 @@ def site(fresh_url, fresh_engine, tmp_path) -> Iterator[Site]:
     uploads = tmp_path / "uploads"
     app = create_app({"DATABASE_URL": fresh_url, "SECRET_KEY": "e2e", "SECURE_COOKIES": False,
                       "RATELIMIT_ENABLED": False, "UPLOAD_DIR": str(uploads)})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Site(f"http://127.0.0.1:{server.server_port}/", fresh_engine, tokens, uploads)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with chromium.live_server(app) as origin:
+        yield Site(f"{origin}/", fresh_engine, tokens, uploads)
 
 
-@pytest.fixture
-def browser() -> Iterator[DevTools]:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium)")
-    with tempfile.TemporaryDirectory(prefix="gridgov-e2e-") as profile:
-        devtools = DevTools(CHROMIUM, profile)
-        try:
-            yield devtools
-        finally:
-            devtools.close()
+browser = chromium.browser  # Chromium over the DevTools pipe, skipped when not installed
 
 
 @pytest.fixture
@@ -133,17 +114,12 @@ def camera_photo(tmp_path) -> Path:
 
 
 # -- the phone ------------------------------------------------------------------------------------
-class Phone:
-    """One tab emulating a phone, driven over the DevTools protocol."""
+class Phone(chromium.Tab):
+    """One tab emulating a phone at the worker's GPS position; paths are relative to the site."""
 
-    def __init__(self, browser: DevTools, base_url: str) -> None:
-        self.browser = browser
+    def __init__(self, browser: chromium.DevTools, base_url: str) -> None:
+        super().__init__(browser, domains=("Page", "Runtime", "Network", "DOM"))
         self.base = base_url
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = browser.send("Target.attachToTarget",
-                                    {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "DOM"):
-            self.send(f"{domain}.enable")
         self.send("Emulation.setDeviceMetricsOverride", PHONE)
         self.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
         self.send("Emulation.setUserAgentOverride", {"userAgent": PHONE_UA})
@@ -153,78 +129,26 @@ class Phone:
                   {"latitude": LAT, "longitude": LON, "accuracy": 8})
         self.worker_sessions: list[str] = []
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
-        return self.browser.send(method, params, session=session or self.session)
-
-    def _events(self, method: str) -> list[dict]:
-        return [e for e in self.browser.events
-                if e.get("method") == method and e.get("sessionId") == self.session]
-
-    def open(self, path: str) -> None:
-        """Navigate and wait for the load event."""
-        self.browser.events.clear()
-        self.send("Page.navigate", {"url": self.base + path.lstrip("/")})
-        self._wait_load()
-
-    def reload(self) -> None:
-        self.browser.events.clear()
-        self.send("Page.reload", {"ignoreCache": False})
-        self._wait_load()
-
-    def _wait_load(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self._events("Page.loadEventFired"):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the page did not load")
-            self.browser.send("Runtime.evaluate", {"expression": "1"}, session=self.session)
-            time.sleep(0.05)
-
-    def js(self, expression: str):
-        """Evaluate (awaiting promises) and return the value; page errors raise."""
-        reply = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                               "returnByValue": True})
-        if "exceptionDetails" in reply:
-            raise AssertionError(f"{expression}: {reply['exceptionDetails']}")
-        return reply["result"].get("value")
-
-    def wait(self, expression: str, timeout: float = 20.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.js(expression)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"still false after {timeout}s: {expression}")
-            time.sleep(0.1)
+    def open(self, path: str, timeout: float = 30.0) -> None:
+        super().open(self.base + path.lstrip("/"), timeout)
 
     def tap(self, selector: str) -> None:
         """A real pointer press and release in the middle of the element."""
-        box = self.wait(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
-            if (!e) return null; e.scrollIntoView({{block: "center"}});
-            const r = e.getBoundingClientRect();
-            return {{x: r.x + r.width / 2, y: r.y + r.height / 2, h: r.height}}; }})()""")
-        assert box["h"] >= 44, f"{selector} is a small touch target ({box['h']} px)"
-        for kind in ("mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", {"type": kind, "x": box["x"], "y": box["y"],
-                                                   "button": "left", "clickCount": 1})
+        box = self.box(selector)
+        assert box["height"] >= 44, f"{selector} is a small touch target ({box['height']} px)"
+        self.click_at(box["x"], box["y"])
 
-    def type(self, selector: str, value: str) -> None:
-        self.js(f"document.querySelector({json.dumps(selector)}).focus()")
-        self.send("Input.insertText", {"text": value})
-
-    def choose_file(self, selector: str, path: Path) -> None:
-        root = self.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
-        node = self.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
-        self.send("DOM.setFileInputFiles", {"files": [str(path)], "nodeId": node})
+    def tap_and_wait(self, selector: str) -> None:
+        """Tap a link and wait for the page it opens."""
+        self.until_loaded(lambda: self.tap(selector))
 
     def sign_in(self, username: str, then: str) -> None:
         self.open(f"login?next={then}")
         self.type("input[name=username]", username)
         self.type("input[name=password]", PASSWORD)
-        self.browser.events.clear()
-        self.js("document.querySelector('form.login').requestSubmit()")
-        self._wait_load()
-        assert self.js("location.pathname") == then
+        self.until_loaded(lambda: self.evaluate(
+            "document.querySelector('form.login').requestSubmit()"))
+        assert self.evaluate("location.pathname") == then
 
     def set_offline(self, offline: bool) -> None:
         """Cut (or restore) the network of the page and of its service worker."""
@@ -236,10 +160,10 @@ class Phone:
     def attach_service_worker(self) -> None:
         self.wait("navigator.serviceWorker.ready.then(r => !!r.active)")
         self.wait("!!navigator.serviceWorker.controller")
-        targets = self.browser.send("Target.getTargets")["targetInfos"]
+        targets = self.devtools.send("Target.getTargets")["targetInfos"]
         for info in targets:
             if info["type"] == "service_worker" and info["url"].startswith(self.base):
-                session = self.browser.send("Target.attachToTarget", {
+                session = self.devtools.send("Target.attachToTarget", {
                     "targetId": info["targetId"], "flatten": True})["sessionId"]
                 self.send("Network.enable", session=session)
                 self.worker_sessions.append(session)
@@ -247,10 +171,10 @@ class Phone:
 
     def fill_report(self, description: str, photo: Path) -> None:
         self.wait("document.getElementById('location-text').textContent.startsWith('GPS')")
-        self.js("(() => { const s = document.getElementById('class-code'); s.value = 'E0102';"
-                " s.dispatchEvent(new Event('change')); })()")
+        self.evaluate("(() => { const s = document.getElementById('class-code');"
+                      " s.value = 'E0102'; s.dispatchEvent(new Event('change')); })()")
         self.type("#description", description)
-        self.choose_file("#photos", photo)
+        self.choose_files("#photos", photo)
         self.wait("document.querySelectorAll('#previews img').length === 1")
 
 
@@ -279,7 +203,7 @@ def test_report_dispatch_handle_verify_close(site, browser, camera_photo):
     shown = phone.wait("(() => { const p = document.getElementById('result-grid');"
                        " return p && p.textContent; })()")
     assert GRID in shown and "街道1" in shown and "社区11" in shown and "网格1" in shown
-    number = phone.js("document.getElementById('result-case').textContent")
+    number = phone.evaluate("document.getElementById('result-case').textContent")
     case_id = site.scalar("SELECT id FROM case_file WHERE number = :n", n=number)
     assert site.scalar("SELECT count(*) FROM incident") == 1
     assert site.scalar("SELECT g.code FROM case_file c JOIN unit g ON g.id = c.grid_id "
@@ -288,7 +212,7 @@ def test_report_dispatch_handle_verify_close(site, browser, camera_photo):
                            "WHERE case_id = :c AND seq = 1", c=case_id)
     assert photo_id is not None
     assert_clean_photo(site, photo_id)
-    assert phone.js("document.getElementById('outbox').hidden") is True
+    assert phone.evaluate("document.getElementById('outbox').hidden") is True
 
     # 2. the command centre accepts, files and dispatches; the squadron signs and feeds back
     path = f"/api/cases/{case_id}/transitions"
@@ -302,9 +226,8 @@ def test_report_dispatch_handle_verify_close(site, browser, camera_photo):
 
     # 3. the worker finds it among the tasks and verifies it on site
     phone.open("/m/tasks")
-    phone.tap(f'a[data-case="{case_id}"]')
-    phone._wait_load()
-    assert phone.js("location.pathname") == f"/m/cases/{case_id}"
+    phone.tap_and_wait(f'a[data-case="{case_id}"]')
+    assert phone.evaluate("location.pathname") == f"/m/cases/{case_id}"
     phone.wait("document.getElementById('location-text').textContent.startsWith('GPS')")
     phone.type("#verify-note", "现场已清理干净")
     phone.tap("#verify-pass")
@@ -324,10 +247,10 @@ def test_report_dispatch_handle_verify_close(site, browser, camera_photo):
     point = site.api("acceptor", "GET", f"/api/point/4326/{LON},{LAT}")
     assert [u["code"] for u in point["units"] if u["level"] == "grid"] == [GRID]
     phone.open("/m/")
-    assert phone.js("document.getElementById('task-count').textContent") == "0"
+    assert phone.evaluate("document.getElementById('task-count').textContent") == "0"
     assert phone.wait("document.querySelectorAll('.leaflet-interactive').length") >= 1
     phone.open("/m/tasks")
-    assert "已结案" in phone.js("document.getElementById('report-list').textContent")
+    assert "已结案" in phone.evaluate("document.getElementById('report-list').textContent")
 
 
 def test_an_offline_report_is_sent_once_when_the_network_returns(site, browser, camera_photo):
@@ -341,21 +264,22 @@ def test_an_offline_report_is_sent_once_when_the_network_returns(site, browser, 
     phone.reload()
     sources = {e["params"]["response"]["url"].removeprefix(site.url.rstrip("/")):
                e["params"]["response"].get("serviceWorkerResponseSource")
-               for e in phone._events("Network.responseReceived")}
+               for e in phone.events("Network.responseReceived", since_navigation=True)}
     assert sources["/m/report"] == "cache-storage"
     assert sources["/static/webmap/mobile.js"] == "cache-storage"
-    assert phone.js("navigator.onLine") is False
-    assert phone.js("document.getElementById('net').hidden") is False
-    assert phone.js("fetch('/api/mobile/csrf').then(() => 'online', () => 'offline')") == (
+    assert phone.evaluate("navigator.onLine") is False
+    assert phone.evaluate("document.getElementById('net').hidden") is False
+    assert phone.evaluate("fetch('/api/mobile/csrf').then(() => 'online', () => 'offline')") == (
         "offline")
 
     # the report waits in the outbox, photo included
     phone.fill_report("路灯不亮", camera_photo)
     phone.tap("#submit")
     phone.wait("document.getElementById('outbox-count').textContent.startsWith('1 条')")
-    assert "1 report waiting" in phone.js("document.getElementById('outbox-count').textContent")
-    assert phone.js("document.getElementById('result').className") == "result queued"
-    job = phone.js("gridgov.outbox.all().then(j => { window.sentCopy = j[0];"
+    assert "1 report waiting" in phone.evaluate(
+        "document.getElementById('outbox-count').textContent")
+    assert phone.evaluate("document.getElementById('result').className") == "result queued"
+    job = phone.evaluate("gridgov.outbox.all().then(j => { window.sentCopy = j[0];"
                    " return {n: j.length, photos: j[0].photos.length,"
                    " blob: j[0].photos[0] instanceof Blob, key: j[0].key}; })")
     assert job["n"] == 1 and job["photos"] == 1 and job["blob"]
@@ -367,12 +291,12 @@ def test_an_offline_report_is_sent_once_when_the_network_returns(site, browser, 
     shown = phone.wait("(() => { const p = document.getElementById('result-grid');"
                        " return p && p.textContent; })()")
     assert GRID in shown
-    assert phone.js("document.getElementById('outbox').hidden") is True
+    assert phone.evaluate("document.getElementById('outbox').hidden") is True
     assert site.scalar("SELECT count(*) FROM incident") == 1
     assert site.scalar("SELECT count(*) FROM photo") == 1
 
     # a forced second flush of the same report (as after a lost answer) creates nothing new
-    replay = phone.js("""(async () => {
+    replay = phone.evaluate("""(async () => {
         await gridgov.outbox.put({...window.sentCopy, nextTry: 0, attempts: 0});
         await gridgov.flush();
         const left = await gridgov.outbox.all();

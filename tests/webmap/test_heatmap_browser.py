@@ -1,24 +1,20 @@
 """The heat map pages in real headless Chromium with the network unplugged: Leaflet runs, the
 choropleth and the incident heat are drawn, switching level switches the legend, no JavaScript
-error. Needs Debian's ``chromium`` (skipped without it); see tests/webmap/test_offline.py.
+error. Needs Debian's ``chromium`` (skipped without it); the driver is tests/browser.py.
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
 from app import create_app
 from gis.database import get_engine
 from gis.periods import parse_period
+from tests import browser as chromium
 from tests.webmap.test_heatmaps import seed_cases
-from tests.webmap.test_offline import CHROMIUM, DevTools
 from webmap.heatmaps import MapOptions, indicator_map
 from webmap.maps import render_standalone
 
@@ -57,16 +53,7 @@ SWITCH_TO_GRIDS = """(() => {
 })()"""
 
 
-@pytest.fixture
-def browser() -> Iterator[DevTools]:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium)")
-    with tempfile.TemporaryDirectory(prefix="gridgov-chromium-") as profile:
-        devtools = DevTools(CHROMIUM, profile)
-        try:
-            yield devtools
-        finally:
-            devtools.close()
+browser = chromium.browser  # Chromium with the network unplugged, skipped when not installed
 
 
 @pytest.fixture(scope="module")
@@ -77,43 +64,9 @@ def heat_url(database_factory, template_name):
     database_factory.drop(url)
 
 
-def _open(browser: DevTools, url: str) -> str:
-    target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-    session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-        "sessionId"]
-    for domain in ("Page", "Runtime", "Network", "Log"):
-        browser.send(f"{domain}.enable", session=session)
-    browser.send("Page.navigate", {"url": url}, session=session)
-    browser.wait_for("Page.loadEventFired")
-    return session
-
-
-def _evaluate(browser: DevTools, session: str, expression: str) -> dict:
-    return browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True},
-                        session=session)["result"].get("value", {})
-
-
-def _probe_until_drawn(browser: DevTools, session: str, key: str = "painted") -> dict:
-    probe: dict = {}
-    for _ in range(50):  # Leaflet draws on the next animation frames
-        probe = _evaluate(browser, session, PROBE)
-        if probe.get(key):
-            break
-        time.sleep(0.1)
-    return probe
-
-
-def _errors(browser: DevTools) -> list[str]:
-    return [json.dumps(e["params"]) for e in browser.events
-            if e.get("method") == "Runtime.exceptionThrown"
-            or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
-            or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
-            or e.get("method") == "Network.loadingFailed"]
-
-
-def _requested(browser: DevTools) -> list[str]:
-    return [e["params"]["request"]["url"] for e in browser.events
-            if e.get("method") == "Network.requestWillBeSent"]
+def _probe_until_drawn(tab: chromium.Tab, key: str = "painted") -> dict:
+    # Leaflet draws on the next animation frames
+    return tab.poll(PROBE, lambda probe: probe and probe.get(key)) or {}
 
 
 @pytest.mark.slow
@@ -123,44 +76,39 @@ def test_chromium_draws_the_standalone_heat_map_without_network(browser, heat_ur
     page = render_standalone(indicator_map(get_engine(heat_url), options), options.title)
     path = tmp_path / "heat.html"
     path.write_text(page, encoding="utf-8")
-    session = _open(browser, path.as_uri())
-    probe = _probe_until_drawn(browser, session, "heatPainted")
+    tab = chromium.Tab(browser)
+    tab.open(path.as_uri())
+    probe = _probe_until_drawn(tab, "heatPainted")
     assert probe["leaflet"] and probe["version"] == "1.9.3"
     assert probe["bases"] == ["街道", "社区", "网格"]
     assert probe["overlays"] == ["事件热力（5 件）"]
     assert probe["paths"] == 4  # the four communities
     assert probe["painted"] > 1000 and probe["heat"] == 1 and probe["heatPainted"] > 100
     assert probe["legends"] == ["社区"]
-    _evaluate(browser, session, SWITCH_TO_GRIDS)
-    switched = _probe_until_drawn(browser, session)
+    tab.evaluate(SWITCH_TO_GRIDS)
+    switched = _probe_until_drawn(tab)
     assert switched["paths"] == 16 and switched["legends"] == ["网格"]
-    assert not _errors(browser), _errors(browser)
-    assert all(u.startswith(("file:", "data:")) for u in _requested(browser))
+    assert not tab.errors, tab.errors
+    assert all(u.startswith(("file:", "data:")) for u in tab.requested)
 
 
 @pytest.fixture
 def live_heat_url(heat_url) -> Iterator[str]:
-    app = create_app({"DATABASE_URL": heat_url, "TESTING": True})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with chromium.live_server(create_app({"DATABASE_URL": heat_url, "TESTING": True})) as origin:
+        yield f"{origin}/"
 
 
 @pytest.mark.slow
 def test_chromium_draws_the_served_change_map_without_network(browser, live_heat_url):
     url = (f"{live_heat_url}maps/indicator?indicator=on_time_closure_rate&level=grid"
            "&period=2019-05&compare=2019-04")
-    session = _open(browser, url)
-    probe = _probe_until_drawn(browser, session)
+    tab = chromium.Tab(browser)
+    tab.open(url)
+    probe = _probe_until_drawn(tab)
     assert probe["leaflet"] and probe["paths"] == 16 and probe["painted"] > 1000
     assert probe["legends"] == ["网格"]
-    assert not _errors(browser), _errors(browser)
-    assert all(u.startswith(live_heat_url) or u.startswith("data:") for u in _requested(browser))
+    assert not tab.errors, tab.errors
+    assert all(u.startswith(live_heat_url) or u.startswith("data:") for u in tab.requested)
 
 
 MOVE_LEFT = """(() => {
@@ -186,16 +134,15 @@ def test_chromium_keeps_the_side_by_side_maps_together(browser, heat_url, tmp_pa
     path = tmp_path / "dual.html"
     path.write_text(render_standalone(indicator_map(get_engine(heat_url), options)),
                     encoding="utf-8")
-    session = _open(browser, path.as_uri())
-    _probe_until_drawn(browser, session)
+    tab = chromium.Tab(browser)
+    tab.open(path.as_uri())
+    _probe_until_drawn(tab)
     time.sleep(0.5)
-    _evaluate(browser, session, MOVE_LEFT)
+    tab.evaluate(MOVE_LEFT)
     time.sleep(0.5)
-    left, right = browser.send("Runtime.evaluate", {"expression": DUAL_PROBE,
-                                                    "returnByValue": True},
-                               session=session)["result"]["value"]
+    left, right = tab.evaluate(DUAL_PROBE)
     assert left["paths"] == right["paths"] == 16
     assert (right["lat"], right["lng"], right["zoom"]) == pytest.approx(
         (left["lat"], left["lng"], left["zoom"]))
     assert left["zoom"] == 15
-    assert not _errors(browser), _errors(browser)
+    assert not tab.errors, tab.errors

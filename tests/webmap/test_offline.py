@@ -1,34 +1,25 @@
 """No CDN at run time: every script and stylesheet a page uses is served by the app or inlined.
 
-The last test loads the page in real headless Chromium with every non-loopback address
-unreachable, and checks that Leaflet ran and drew the polygons. It needs Debian's ``chromium``
-package and is skipped without it.
+The last tests load the page in real headless Chromium with every non-loopback address
+unreachable (``tests/browser.py``), and check that Leaflet ran and drew the polygons. They need
+Debian's ``chromium`` package and are skipped without it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import json
-import os
 import re
-import select
-import shutil
-import subprocess
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import folium
 import pytest
-from werkzeug.serving import make_server
 
 from app import create_app
 from gis.boundaries import activate, create_generation, read_generation
 from gis.database import get_engine
+from tests import browser as chromium
 from tests.factories import small_hierarchy
 from webmap.maps import build_units_map, render_standalone
 
@@ -140,16 +131,7 @@ def test_standalone_html_inlines_everything(small_url):
 
 
 # -- real browser ---------------------------------------------------------------------------------
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--disable-default-apps", "--remote-debugging-pipe",
-    # the network is "unplugged": no name resolves and every request goes to a dead proxy,
-    # except loopback (the live server), which Chromium never proxies
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    "--proxy-server=http://127.0.0.1:9",
-]
+browser = chromium.browser  # Chromium with the network unplugged, skipped when not installed
 
 PROBE = """(() => {
   if (typeof L === "undefined") return {leaflet: false};
@@ -169,124 +151,19 @@ PROBE = """(() => {
 })()"""
 
 
-class DevTools:
-    """A minimal Chrome DevTools Protocol client over ``--remote-debugging-pipe``."""
-
-    def __init__(self, binary: str, profile: str) -> None:
-        to_chrome_r, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome_w = os.pipe()
-
-        def wire_fds() -> None:  # the pipe protocol: Chromium reads fd 3 and writes fd 4
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
-
-        self.proc = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            preexec_fn=wire_fds, close_fds=False,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        self._buffer = b""
-        self._next_id = 0
-        self.events: list[dict] = []
-
-    def _read(self, deadline: float) -> dict:
-        while b"\0" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._from_chrome], [], [], remaining)[0]:
-                raise TimeoutError("Chromium did not answer")
-            chunk = os.read(self._from_chrome, 1 << 16)
-            if not chunk:
-                raise ConnectionError("Chromium closed the DevTools pipe")
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
-
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 20.0) -> dict:
-        self._next_id += 1
-        message: dict = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._read(deadline)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def wait_for(self, method: str, timeout: float = 20.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            for event in self.events:
-                if event.get("method") == method:
-                    return event
-            self.events.append(self._read(deadline))
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, RuntimeError, TimeoutError, ConnectionError):
-            self.send("Browser.close", timeout=5)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._to_chrome)
-        os.close(self._from_chrome)
-
-
-@pytest.fixture
-def browser() -> Iterator[DevTools]:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium)")
-    with tempfile.TemporaryDirectory(prefix="gridgov-chromium-") as profile:
-        devtools = DevTools(CHROMIUM, profile)
-        try:
-            yield devtools
-        finally:
-            devtools.close()
-
-
 @pytest.fixture
 def live_url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with chromium.live_server(app) as origin:
+        yield f"{origin}/"
 
 
-def _load(browser: DevTools, url: str) -> tuple[dict, list[str], list[str]]:
+def _load(browser: chromium.DevTools, url: str) -> tuple[dict, list[str], list[str]]:
     """Open ``url`` in a new tab; return the probe, the requested URLs and the JS errors."""
-    target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-    session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-        "sessionId"]
-    for domain in ("Page", "Runtime", "Network", "Log"):
-        browser.send(f"{domain}.enable", session=session)
-    browser.send("Page.navigate", {"url": url}, session=session)
-    browser.wait_for("Page.loadEventFired")
-    probe: dict = {}
-    for _ in range(50):  # Leaflet draws on the next animation frames
-        probe = browser.send("Runtime.evaluate", {"expression": PROBE, "returnByValue": True},
-                             session=session)["result"].get("value", {})
-        if probe.get("painted"):
-            break
-        time.sleep(0.1)
-    requested = [e["params"]["request"]["url"] for e in browser.events
-                 if e.get("method") == "Network.requestWillBeSent"]
-    errors = [json.dumps(e["params"]) for e in browser.events
-              if e.get("method") == "Runtime.exceptionThrown"
-              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
-              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
-              or e.get("method") == "Network.loadingFailed"]
-    return probe, requested, errors
+    tab = chromium.Tab(browser)
+    tab.open(url)
+    # Leaflet draws on the next animation frames
+    probe = tab.poll(PROBE, lambda p: p and p.get("painted")) or {}
+    return probe, tab.requested, tab.errors
 
 
 def _assert_drawn(probe: dict, errors: list[str]) -> None:
