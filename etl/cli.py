@@ -350,42 +350,37 @@ def catalogues() -> None:
 
 
 def _catalogue_steps(classes_path: Path | None):
-    """(what, loader taking the engine) in dependency order."""
-    from gis import organisation as org
-    from gis import powers as power_list
-    from gis.catalogues import CLASSES_CSV, load_classes
-    from gis.deadlines import load_rules
+    """(what, loader taking the engine) in dependency order, each file in its own transaction
+    (for callers that load step by step; `gridgov catalogues load` loads all at once)."""
+    from gis.catalogues import catalogue_files
 
-    return (
-        ("incident classes", lambda engine: load_classes(engine, classes_path or CLASSES_CSV)),
-        ("deadline rules", load_rules),
-        ("departments", org.load_departments),
-        ("power items", power_list.load_power_items),
-        ("class routes", power_list.load_class_routes),
-        ("class powers", power_list.load_class_powers),
-        ("staff", org.load_staff),
-        ("grid staff attachments", org.load_staff_grids),
-        ("grid area classes", org.load_area_classes),
-    )
+    return tuple((c.what, c.load) for c in catalogue_files(classes=classes_path))
 
 
 @catalogues.command("load")
 @click.option("--path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Class catalogue CSV (default: data/catalogues/classes.csv).")
-def catalogues_load(path: Path | None) -> None:
+              help="Class catalogue CSV (default: classes.csv in --dir).")
+@click.option("--dir", "folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder holding the catalogue files (default: data/catalogues).")
+def catalogues_load(path: Path | None, folder: Path | None) -> None:
     """Load every catalogue under data/catalogues in dependency order (idempotent).
 
     Classes, deadline rules, departments, power items, class routes and powers, staff, grid
-    staff and grid area classes; each file is checked first and loaded in one transaction.
+    staff and grid area classes. Every file is checked first and all are written in one
+    transaction: on any error (named by file, line and field) nothing is written.
     """
+    from gis.catalogues import CATALOGUE_DIR, catalogue_files, load_catalogues
     from gis.database import get_engine
 
-    engine = get_engine()
-    for what, load in _catalogue_steps(path):
-        try:
-            count = load(engine)
-        except (ValueError, LookupError) as exc:
-            raise click.ClickException(str(exc)) from exc
+    files = catalogue_files(folder or CATALOGUE_DIR, path)
+    try:
+        counts = load_catalogues(get_engine(), files)
+    except (ValueError, LookupError) as exc:
+        raise click.ClickException(f"{exc}; nothing was loaded") from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}; "
+                                   "nothing was loaded") from exc
+    for what, count in counts:
         click.echo(f"{count:,} {what} loaded")
 
 

@@ -2,8 +2,11 @@
 
 Each catalogue is a UTF-8 CSV under ``data/catalogues`` (see its README). The files are treated
 as untrusted input: readers check columns, types, enumerations, references and duplicates, and
-a bad row raises ValueError naming the file, the line and the field. Loaders take an Engine and
-write in one transaction (all or nothing); loading the same file twice changes nothing.
+a bad row raises ValueError naming the file, the line and the field. Each catalogue has a
+reader (``read_*``: the file's own checks), a writer (``write_*``: references checked against
+the database, then written on a Connection, so that :func:`gis.catalogues.load_catalogues` can
+write every file in one transaction) and a loader (``load_*``: one file in its own
+transaction). A failed load writes nothing; loading the same file twice changes nothing.
 
 Departments and staff are upserted by code (their ids stay stable for the cases that refer to
 them); staff missing from the file are set inactive, never deleted. Grid attachments and area
@@ -250,20 +253,25 @@ def _parents_first(entries: dict[str, DepartmentEntry]) -> list[DepartmentEntry]
     return list(ordered.values())
 
 
+def write_departments(conn: Connection, entries: list[DepartmentEntry]) -> int:
+    """Insert or update every department (by code); returns how many there are."""
+    conn.execute(text(
+        """
+        INSERT INTO department (code, name, kind, parent_id, street_code, line, demo)
+        VALUES (:code, :name, :kind, (SELECT id FROM department WHERE code = :parent),
+                :street_code, :line, :demo)
+        ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+            parent_id = excluded.parent_id, street_code = excluded.street_code,
+            line = excluded.line, demo = excluded.demo
+        """), [_params(e) for e in entries])
+    return len(entries)
+
+
 def load_departments(engine: Engine, path: Path = DEPARTMENTS_CSV) -> int:
     """Insert or update every department (by code); returns how many the file holds."""
     entries = read_departments(path)
     with engine.begin() as conn:
-        conn.execute(text(
-            """
-            INSERT INTO department (code, name, kind, parent_id, street_code, line, demo)
-            VALUES (:code, :name, :kind, (SELECT id FROM department WHERE code = :parent),
-                    :street_code, :line, :demo)
-            ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
-                parent_id = excluded.parent_id, street_code = excluded.street_code,
-                line = excluded.line, demo = excluded.demo
-            """), [_params(e) for e in entries])
-    return len(entries)
+        return write_departments(conn, entries)
 
 
 def _params(entry: DepartmentEntry | StaffEntry) -> dict[str, object]:
@@ -298,26 +306,32 @@ def read_staff(path: Path = STAFF_CSV) -> list[StaffEntry]:
     return entries
 
 
+def write_staff(conn: Connection, entries: list[StaffEntry]) -> int:
+    """Insert or update every member of staff (by code); staff not listed become inactive.
+    Departments must be loaded. Returns how many are listed."""
+    ids = department_ids(conn)
+    params = [{**_params(e), "department_id": resolve_department(ids, e.row, "department",
+                                                                   e.department)}
+              for e in entries]
+    conn.execute(text(
+        """
+        INSERT INTO staff (code, name, post, department_id, phone, active, demo)
+        VALUES (:code, :name, :post, :department_id, :phone, :active, :demo)
+        ON CONFLICT (code) DO UPDATE SET name = excluded.name, post = excluded.post,
+            department_id = excluded.department_id, phone = excluded.phone,
+            active = excluded.active, demo = excluded.demo
+        """), params)
+    conn.execute(text("UPDATE staff SET active = false WHERE NOT (code = ANY(:codes))"),
+                 {"codes": [e.code for e in entries]})
+    return len(entries)
+
+
 def load_staff(engine: Engine, path: Path = STAFF_CSV) -> int:
     """Insert or update every member of staff (by code); staff not in the file become
     inactive. Returns how many the file holds."""
     entries = read_staff(path)
     with engine.begin() as conn:
-        ids = department_ids(conn)
-        params = [{**_params(e), "department_id": resolve_department(ids, e.row, "department",
-                                                                       e.department)}
-                  for e in entries]
-        conn.execute(text(
-            """
-            INSERT INTO staff (code, name, post, department_id, phone, active, demo)
-            VALUES (:code, :name, :post, :department_id, :phone, :active, :demo)
-            ON CONFLICT (code) DO UPDATE SET name = excluded.name, post = excluded.post,
-                department_id = excluded.department_id, phone = excluded.phone,
-                active = excluded.active, demo = excluded.demo
-            """), params)
-        conn.execute(text("UPDATE staff SET active = false WHERE NOT (code = ANY(:codes))"),
-                     {"codes": [e.code for e in entries]})
-    return len(entries)
+        return write_staff(conn, entries)
 
 
 # -- grid staff ----------------------------------------------------------------------------------
@@ -362,20 +376,25 @@ def _check_same_person(first: StaffGridEntry, entry: StaffGridEntry) -> None:
                               f"{first.grid_code[:12]} (line {first.row.line})")
 
 
-def load_staff_grids(engine: Engine, path: Path = STAFF_GRIDS_CSV) -> int:
-    """Replace the grid attachments with the file's; staff must be loaded, with the post that
+def write_staff_grids(conn: Connection, entries: list[StaffGridEntry]) -> int:
+    """Replace the grid attachments with ``entries``; staff must be loaded, with the post that
     matches the role, and grids must exist in the active generation (when there is one)."""
+    staff = {code: (id_, post) for code, id_, post in
+             conn.execute(text("SELECT code, id, post FROM staff"))}
+    _check_active_grids(conn, [(e.row, e.grid_code) for e in entries])
+    params = [{"staff_id": _grid_staff_id(staff, e), "grid_code": e.grid_code,
+               "role": e.role} for e in entries]
+    conn.execute(text("DELETE FROM staff_grid"))
+    conn.execute(text("INSERT INTO staff_grid (staff_id, grid_code, role) "
+                      "VALUES (:staff_id, :grid_code, :role)"), params)
+    return len(entries)
+
+
+def load_staff_grids(engine: Engine, path: Path = STAFF_GRIDS_CSV) -> int:
+    """Replace the grid attachments with the file's (see :func:`write_staff_grids`)."""
     entries = read_staff_grids(path)
     with engine.begin() as conn:
-        staff = {code: (id_, post) for code, id_, post in
-                 conn.execute(text("SELECT code, id, post FROM staff"))}
-        _check_active_grids(conn, [(e.row, e.grid_code) for e in entries])
-        params = [{"staff_id": _grid_staff_id(staff, e), "grid_code": e.grid_code,
-                   "role": e.role} for e in entries]
-        conn.execute(text("DELETE FROM staff_grid"))
-        conn.execute(text("INSERT INTO staff_grid (staff_id, grid_code, role) "
-                          "VALUES (:staff_id, :grid_code, :role)"), params)
-    return len(entries)
+        return write_staff_grids(conn, entries)
 
 
 def _grid_staff_id(staff: dict[str, tuple[int, str]], entry: StaffGridEntry) -> int:
@@ -401,12 +420,17 @@ def read_area_classes(path: Path = AREA_CLASSES_CSV) -> list[tuple[CsvRow, str, 
     return out
 
 
+def write_area_classes(conn: Connection, entries: list[tuple[CsvRow, str, str]]) -> int:
+    """Replace the grid area classes with ``entries`` (grids checked as for grid staff)."""
+    _check_active_grids(conn, [(row, code) for row, code, _ in entries])
+    conn.execute(text("DELETE FROM grid_area_class"))
+    conn.execute(text("INSERT INTO grid_area_class (grid_code, area_class) "
+                      "VALUES (:g, :a)"), [{"g": g, "a": a} for _, g, a in entries])
+    return len(entries)
+
+
 def load_area_classes(engine: Engine, path: Path = AREA_CLASSES_CSV) -> int:
     """Replace the grid area classes with the file's (grids checked as for grid staff)."""
     entries = read_area_classes(path)
     with engine.begin() as conn:
-        _check_active_grids(conn, [(row, code) for row, code, _ in entries])
-        conn.execute(text("DELETE FROM grid_area_class"))
-        conn.execute(text("INSERT INTO grid_area_class (grid_code, area_class) "
-                          "VALUES (:g, :a)"), [{"g": g, "a": a} for _, g, a in entries])
-    return len(entries)
+        return write_area_classes(conn, entries)

@@ -1,9 +1,10 @@
 """The power list (权力清单), class routes and class powers as data, and the list's summary.
 
 The files under ``data/catalogues`` are checked like the organisation's (see
-:mod:`gis.organisation`): a bad row raises ValueError naming file, line and field, and every
-load is one transaction. Power items are upserted by code and items no longer listed are
-removed (with their class links); class routes and class powers are replaced as a whole.
+:mod:`gis.organisation`): a bad row raises ValueError naming file, line and field; each
+catalogue has a reader, a writer on a Connection and a loader that is one transaction. Power
+items are upserted by code and items no longer listed are removed (with their class links);
+class routes and class powers are replaced as a whole.
 
 Validity: an item is in force on day ``d`` when ``valid_from <= d`` and ``valid_to`` is empty or
 later than ``d`` (``valid_to`` is the first day it no longer applies), as in
@@ -82,29 +83,34 @@ def read_power_items(path: Path = POWER_ITEMS_CSV) -> list[PowerItemEntry]:
     return entries
 
 
-def load_power_items(engine: Engine, path: Path = POWER_ITEMS_CSV) -> int:
+def write_power_items(conn: Connection, entries: list[PowerItemEntry]) -> int:
     """Insert or update every item (by code) and drop items no longer listed; departments
-    must be loaded. Returns how many items the file holds."""
+    must be loaded. Returns how many items are listed."""
+    ids = department_ids(conn)
+    params = [_power_params(ids, e) for e in entries]
+    conn.execute(text(
+        """
+        INSERT INTO power_item (code, name, legal_basis, original_department_id,
+            executing_department_id, kind, valid_from, valid_to, demo)
+        VALUES (:code, :name, :legal_basis, :original_id, :executing_id, :kind,
+                :valid_from, :valid_to, :demo)
+        ON CONFLICT (code) DO UPDATE SET name = excluded.name,
+            legal_basis = excluded.legal_basis,
+            original_department_id = excluded.original_department_id,
+            executing_department_id = excluded.executing_department_id,
+            kind = excluded.kind, valid_from = excluded.valid_from,
+            valid_to = excluded.valid_to, demo = excluded.demo
+        """), params)
+    conn.execute(text("DELETE FROM power_item WHERE NOT (code = ANY(:codes))"),
+                 {"codes": [e.code for e in entries]})
+    return len(entries)
+
+
+def load_power_items(engine: Engine, path: Path = POWER_ITEMS_CSV) -> int:
+    """Insert or update every item of the file (see :func:`write_power_items`)."""
     entries = read_power_items(path)
     with engine.begin() as conn:
-        ids = department_ids(conn)
-        params = [_power_params(ids, e) for e in entries]
-        conn.execute(text(
-            """
-            INSERT INTO power_item (code, name, legal_basis, original_department_id,
-                executing_department_id, kind, valid_from, valid_to, demo)
-            VALUES (:code, :name, :legal_basis, :original_id, :executing_id, :kind,
-                    :valid_from, :valid_to, :demo)
-            ON CONFLICT (code) DO UPDATE SET name = excluded.name,
-                legal_basis = excluded.legal_basis,
-                original_department_id = excluded.original_department_id,
-                executing_department_id = excluded.executing_department_id,
-                kind = excluded.kind, valid_from = excluded.valid_from,
-                valid_to = excluded.valid_to, demo = excluded.demo
-            """), params)
-        conn.execute(text("DELETE FROM power_item WHERE NOT (code = ANY(:codes))"),
-                     {"codes": [e.code for e in entries]})
-    return len(entries)
+        return write_power_items(conn, entries)
 
 
 def _power_params(ids: dict[str, int], entry: PowerItemEntry) -> dict[str, object]:
@@ -152,21 +158,26 @@ def _check_class(known: set[str], row: CsvRow, code: str) -> None:
         raise row.error("class_code", f"unknown class {code!r} (load the classes first)")
 
 
+def write_class_routes(conn: Connection, entries: list[ClassRouteEntry]) -> int:
+    """Replace the class routes with ``entries``; classes and departments must be loaded."""
+    classes, ids = _known_classes(conn), department_ids(conn)
+    params = []
+    for entry in entries:
+        _check_class(classes, entry.row, entry.class_code)
+        params.append({"c": entry.class_code, "r": entry.role,
+                       "d": resolve_department(ids, entry.row, "department",
+                                               entry.department)})
+    conn.execute(text("DELETE FROM class_route"))
+    conn.execute(text("INSERT INTO class_route (class_code, department_id, role) "
+                      "VALUES (:c, :d, :r)"), params)
+    return len(entries)
+
+
 def load_class_routes(engine: Engine, path: Path = CLASS_ROUTES_CSV) -> int:
     """Replace the class routes with the file's; classes and departments must be loaded."""
     entries = read_class_routes(path)
     with engine.begin() as conn:
-        classes, ids = _known_classes(conn), department_ids(conn)
-        params = []
-        for entry in entries:
-            _check_class(classes, entry.row, entry.class_code)
-            params.append({"c": entry.class_code, "r": entry.role,
-                           "d": resolve_department(ids, entry.row, "department",
-                                                   entry.department)})
-        conn.execute(text("DELETE FROM class_route"))
-        conn.execute(text("INSERT INTO class_route (class_code, department_id, role) "
-                          "VALUES (:c, :d, :r)"), params)
-    return len(entries)
+        return write_class_routes(conn, entries)
 
 
 # -- class powers --------------------------------------------------------------------------------
@@ -181,22 +192,27 @@ def read_class_powers(path: Path = CLASS_POWERS_CSV) -> list[tuple[CsvRow, str, 
     return out
 
 
+def write_class_powers(conn: Connection, entries: list[tuple[CsvRow, str, str]]) -> int:
+    """Replace the class → power item links with ``entries``."""
+    classes = _known_classes(conn)
+    items = {code: id_ for code, id_ in conn.execute(text("SELECT code, id FROM power_item"))}
+    params = []
+    for row, class_code, power_code in entries:
+        _check_class(classes, row, class_code)
+        if power_code not in items:
+            raise row.error("power_code", f"unknown power item {power_code!r}")
+        params.append({"c": class_code, "p": items[power_code]})
+    conn.execute(text("DELETE FROM class_power"))
+    conn.execute(text("INSERT INTO class_power (class_code, power_item_id) "
+                      "VALUES (:c, :p)"), params)
+    return len(entries)
+
+
 def load_class_powers(engine: Engine, path: Path = CLASS_POWERS_CSV) -> int:
     """Replace the class → power item links with the file's."""
     entries = read_class_powers(path)
     with engine.begin() as conn:
-        classes = _known_classes(conn)
-        items = {code: id_ for code, id_ in conn.execute(text("SELECT code, id FROM power_item"))}
-        params = []
-        for row, class_code, power_code in entries:
-            _check_class(classes, row, class_code)
-            if power_code not in items:
-                raise row.error("power_code", f"unknown power item {power_code!r}")
-            params.append({"c": class_code, "p": items[power_code]})
-        conn.execute(text("DELETE FROM class_power"))
-        conn.execute(text("INSERT INTO class_power (class_code, power_item_id) "
-                          "VALUES (:c, :p)"), params)
-    return len(entries)
+        return write_class_powers(conn, entries)
 
 
 # -- summary -------------------------------------------------------------------------------------

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import shutil
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from etl import catalogues as gen
 from etl.cli import main
-from gis.deadlines import read_rules
+from gis.database import get_engine
+from gis.deadlines import read_rule_rows, read_rules
 from gis.organisation import CATALOGUE_DIR, read_staff, read_staff_grids
 from gis.powers import read_class_routes, read_power_items
 
@@ -124,6 +129,97 @@ def test_catalogues_load_reports_a_bad_file(gridgov, tmp_path):
                    encoding="utf-8")
     result = gridgov("catalogues", "load", "--path", bad, ok=False)
     assert result.exit_code == 1 and "line 2: kind" in result.output
+
+
+CATALOGUE_TABLES = ("incident_class", "deadline_rule", "department", "power_item",
+                    "class_route", "class_power", "staff", "staff_grid", "grid_area_class")
+
+
+def snapshot(url: str) -> dict[str, tuple[int, str]]:
+    """Row count and a digest of every row of every catalogue table."""
+    with get_engine(url).connect() as conn:
+        return {table: tuple(conn.execute(text(
+            f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
+            f"FROM {table} t")).one()) for table in CATALOGUE_TABLES}
+
+
+def catalogue_copy(tmp_path) -> Path:
+    """A copy of the data/catalogues files, to spoil."""
+    folder = tmp_path / "catalogues"
+    shutil.copytree(CATALOGUE_DIR, folder, ignore=shutil.ignore_patterns("supervision"))
+    return folder
+
+
+def edit_row(path: Path, line: int, **cells: str) -> Path:
+    """Change ``cells`` of the row on ``line`` (1 = the header) of a catalogue CSV."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[line - 2].update(cells)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_a_bad_later_file_loads_nothing_into_an_empty_database(gridgov, fresh_url, tmp_path):
+    before = snapshot(fresh_url)
+    assert {count for count, _ in before.values()} == {0}
+    folder = catalogue_copy(tmp_path)
+    path = edit_row(folder / "grid_area_classes.csv", 9, area_class="Z")
+    result = gridgov("catalogues", "load", "--dir", folder, ok=False)
+    assert result.exit_code == 1
+    assert f"{path} line 9: area_class: 'Z' is not one of A, B, C" in result.output
+    assert result.output.endswith("; nothing was loaded\n") and " classes loaded" not in \
+        result.output
+    assert snapshot(fresh_url) == before
+
+
+def test_a_bad_reference_in_a_later_file_leaves_the_database_unchanged(gridgov, fresh_url,
+                                                                         tmp_path):
+    gridgov("catalogues", "load")
+    before = snapshot(fresh_url)
+    # earlier files change (a class, a department), then staff.csv names an unknown
+    # department: found only while writing, after the earlier files were written
+    folder = catalogue_copy(tmp_path)
+    edit_row(folder / "classes.csv", 2, minor_name="改名的井盖")
+    edit_row(folder / "departments.csv", 2, name="改名的指挥中心")
+    path = edit_row(folder / "staff.csv", 30, department="nobody")
+    result = gridgov("catalogues", "load", "--dir", folder, ok=False)
+    assert result.exit_code == 1
+    assert (f"{path} line 30: department: unknown department 'nobody' (load departments first)"
+            in result.output)
+    assert snapshot(fresh_url) == before
+    # the same folder without the bad row loads, and then the earlier changes are there
+    edit_row(path, 30, department=read_staff()[28].department)
+    gridgov("catalogues", "load", "--dir", folder)
+    after = snapshot(fresh_url)
+    assert after["staff"] == before["staff"] and after["department"] != before["department"]
+    assert after["incident_class"] != before["incident_class"]
+
+
+def test_a_deadline_for_an_unknown_class_loads_nothing(gridgov, fresh_url, tmp_path):
+    folder = catalogue_copy(tmp_path)
+    path = edit_row(folder / "deadlines.csv", 3, class_code="E0999")
+    result = gridgov("catalogues", "load", "--dir", folder, ok=False)
+    assert f"{path} line 3: class_code: unknown class 'E0999'" in result.output
+    assert {count for count, _ in snapshot(fresh_url).values()} == {0}
+
+
+@pytest.mark.parametrize(("cells", "field", "reason"), [
+    ({"amount": "soon"}, "amount", "'soon' is not a number"),
+    ({"amount": "-1"}, "amount", "'-1' is not a positive number"),
+    ({"stage": "lunch"}, "stage", "'lunch' is not one of"),
+    ({"area_class": "D"}, "area_class", "'D' is not one of"),
+    ({"class_code": "X1"}, "class_code", "'X1' is neither a class code nor *"),
+    ({"unit": "weeks"}, "unit", "'weeks' is not one of"),
+    ({"stage": "accept"}, "stage", "*/*/accept already has a rule (line 2)"),
+])
+def test_deadline_rows_are_checked_field_by_field(tmp_path, cells, field, reason):
+    path = edit_row(catalogue_copy(tmp_path) / "deadlines.csv", 3, **cells)
+    with pytest.raises(ValueError) as caught:
+        read_rule_rows(path)
+    assert f"{path} line 3: {field}: {reason}" in str(caught.value)
 
 
 def test_powers_summary_text_json_and_date(gridgov):
