@@ -4,6 +4,10 @@
 ``&class=…&source=…``, every parameter optional (see :func:`webmap.heatmaps.options_from`);
 ``layout=dual`` shows the two periods side by side. Bad input answers 400 with the reason. A
 small form on the map switches indicator, level, period, comparison and scheme.
+
+The page shows the same figures as the command centre's dashboard and ``/api/indicators``, so
+it is for the same roles (:data:`webmap.command.READ_ROLES`, and admin): a visitor who is not
+signed in is sent to sign in (a JSON client gets 401), another role gets 403.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import folium
 from flask import Blueprint, Response, current_app, request
 
 from webmap import current_store
+from webmap.auth import roles_required
+from webmap.command import READ_ROLES
 from webmap.heatmaps import (
     BASES,
     LAYOUTS,
@@ -129,6 +135,7 @@ def _bad_request(message: str) -> tuple[str, int, dict[str, str]]:
 
 
 @bp.get("/maps/indicator")
+@roles_required(*READ_ROLES)  # who may read the dashboard's figures
 def indicator_page() -> Response | tuple[str, int, dict[str, str]]:
     """An indicator per street, community and grid (or its change between two periods)."""
     store = current_store()
@@ -150,4 +157,6 @@ def indicator_page() -> Response | tuple[str, int, dict[str, str]]:
         return CachedPage.of(render_page(fmap, assets_url, options.title, form))
 
     key = (generation_id, options, assets_url, request.path)
-    return _cache().get(key, build).response()
+    response = _cache().get(key, build).response()
+    response.cache_control.private = True  # for signed-in users: no shared cache keeps it
+    return response

@@ -58,7 +58,7 @@ HTML_REQUESTS = [
     ("/command/dashboard?period=2019-05", "dispatcher"),
     ("/command/cases", "dispatcher"),
     ("/m/", "grid_worker"),
-    ("/maps/indicator?period=2019-05", None),
+    ("/maps/indicator?period=2019-05", "dispatcher"),
 ]
 
 

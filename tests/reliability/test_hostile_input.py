@@ -224,7 +224,6 @@ PAGES: dict[tuple[str, str], frozenset[str] | str] = {
     ("get", "/"): PUBLIC,
     ("get", "/login"): PUBLIC,
     ("get", "/m/sw.js"): PUBLIC,
-    ("get", "/maps/indicator?period=2019-05"): PUBLIC,
     ("get", "/command/"): CENTRE,
     ("get", "/command/cases"): CENTRE,
     ("get", "/command/cases/{case}"): CENTRE,
@@ -233,6 +232,7 @@ PAGES: dict[tuple[str, str], frozenset[str] | str] = {
     ("get", "/command/dashboard?period=2019-05"): CENTRE,
     ("get", "/command/dashboard.csv?period=2019-05"): CENTRE,
     ("get", "/command/dashboard.xlsx?period=2019-05"): CENTRE,
+    ("get", "/maps/indicator?period=2019-05"): CENTRE,  # the dashboard's figures on a map
     ("post", "/command/cases/{case}/act"): CENTRE_ACT,
     ("get", "/m/"): FIELD,
     ("get", "/m/report"): FIELD,

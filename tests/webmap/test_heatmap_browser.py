@@ -1,6 +1,7 @@
 """The heat map pages in real headless Chromium with the network unplugged: Leaflet runs, the
 choropleth and the incident heat are drawn, switching level switches the legend, no JavaScript
-error. Needs Debian's ``chromium`` (skipped without it); the driver is tests/browser.py.
+error; the served page first sends the browser to sign in. Needs Debian's ``chromium``
+(skipped without it); the driver is tests/browser.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from app import create_app
 from gis.database import get_engine
 from gis.periods import parse_period
 from tests import browser as chromium
-from tests.webmap.test_heatmaps import seed_cases
+from tests.webmap.test_heatmaps import PASSWORD, seed_cases
 from webmap.heatmaps import MapOptions, indicator_map
 from webmap.maps import render_standalone
 
@@ -94,16 +95,22 @@ def test_chromium_draws_the_standalone_heat_map_without_network(browser, heat_ur
 
 @pytest.fixture
 def live_heat_url(heat_url) -> Iterator[str]:
-    with chromium.live_server(create_app({"DATABASE_URL": heat_url, "TESTING": True})) as origin:
+    app = create_app({"DATABASE_URL": heat_url, "SECRET_KEY": "test", "TESTING": True,
+                      "SECURE_COOKIES": False, "RATELIMIT_ENABLED": False})
+    with chromium.live_server(app) as origin:
         yield f"{origin}/"
 
 
 @pytest.mark.slow
 def test_chromium_draws_the_served_change_map_without_network(browser, live_heat_url):
-    url = (f"{live_heat_url}maps/indicator?indicator=on_time_closure_rate&level=grid"
-           "&period=2019-05&compare=2019-04")
+    query = "indicator=on_time_closure_rate&level=grid&period=2019-05&compare=2019-04"
     tab = chromium.Tab(browser)
-    tab.open(url)
+    tab.open(f"{live_heat_url}maps/indicator?{query}")
+    assert tab.evaluate("location.pathname") == "/login"  # sent to sign in first
+    tab.type("input[name=username]", "viewer")
+    tab.type("input[name=password]", PASSWORD)
+    tab.click_and_wait("form.login button[type=submit]")
+    assert tab.evaluate("location.pathname + location.search") == f"/maps/indicator?{query}"
     probe = _probe_until_drawn(tab)
     assert probe["leaflet"] and probe["paths"] == 16 and probe["painted"] > 1000
     assert probe["legends"] == ["网格"]

@@ -1,5 +1,6 @@
 """Indicator heat maps: classification, colours, legends, no data, change, AMap shift, heat
-points, the ``gridgov heatmap`` command and the ``/maps/indicator`` page.
+points, the ``gridgov heatmap`` command and the ``/maps/indicator`` page (for the roles that
+may read the command centre's dashboard).
 
 Builder tests use the small test hierarchy with made-up values; the rest a database with a few
 cases in April and May 2019 (see :func:`seed_cases`).
@@ -20,9 +21,11 @@ import pandas as pd
 import pytest
 import shapely
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from app import create_app
 from etl.cli import main
+from gis.accounts import GRID_ROLES, create_user, issue_token
 from gis.boundaries import activate, create_generation, read_generation
 from gis.catalogues import load_classes
 from gis.crs import wgs84_to_gcj02
@@ -31,9 +34,12 @@ from gis.deadlines import load_rules
 from gis.incidents import report_incident
 from gis.indicators import INDICATORS
 from gis.periods import parse_period
-from gis.workflow import Actor, Workflow
+from gis.workflow import ROLES, Actor, Workflow
 from tests.casekit import handler, new_case
 from tests.factories import lattice, small_hierarchy, small_organisation
+from tests.webmap.test_command import PASSWORD, signed_in
+from webmap.api_cases import DISTRICT_ROLES
+from webmap.command import READ_ROLES
 from webmap.heatmaps import (
     BLUES,
     NO_CHANGE,
@@ -83,15 +89,23 @@ def seed_cases(url: str) -> None:
 
     May 2019: G1 closed on time, G2 closed late, G4 dispatched and left open (overdue);
     April 2019: G1 closed late, G2 closed on time. Plus two hotline reports of E0708 in May
-    (no case) in the east street, for the heat layer's filters.
+    (no case) in the east street, for the heat layer's filters. And one account per role,
+    named after it, with the password ``PASSWORD``.
     """
     engine = get_engine(url)
     load_classes(engine)
     load_rules(engine)
     activate(engine, create_generation(engine, small_hierarchy(), name="small"))
     with engine.begin() as conn:
-        crew = handler(small_organisation(conn))
+        departments = small_organisation(conn)
+        crew = handler(departments)
         workflow = Workflow.load(conn)
+        staff = conn.execute(text("INSERT INTO staff (code, name, post) VALUES "
+                                  "('W1', '王小明', 'grid_worker') RETURNING id")).scalar_one()
+        for role in ROLES:
+            create_user(conn, role, PASSWORD, role,
+                        staff_id=staff if role in GRID_ROLES else None,
+                        department_id=crew.department_id if role == "handler" else None)
     monday_may, monday_april = (datetime(2019, m, d, 9, tzinfo=CST) for m, d in ((5, 6), (4, 8)))
     plan = [(monday_may, (0, 3), {}), (monday_may, (1, 3), {"close_late": True}),
             (monday_may, (1, 2), {"stop_after_dispatch": True}),
@@ -404,8 +418,70 @@ def test_cli_defaults_and_bad_input(cases_url, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def client(cases_url):
-    return create_app({"DATABASE_URL": cases_url, "TESTING": True}).test_client()
+def app(cases_url):
+    return create_app({"DATABASE_URL": cases_url, "SECRET_KEY": "test", "TESTING": True,
+                       "RATELIMIT_ENABLED": False})
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    """A dispatcher, signed in."""
+    return signed_in(app, "dispatcher")
+
+
+MAP_URL = "/maps/indicator?indicator=on_time_closure_rate&level=grid&period=2019-05"
+#: who may open the map: whoever may read the dashboard and /api/indicators
+MAP_ROLES = frozenset({*READ_ROLES, "admin"})
+
+
+def test_the_map_is_for_the_dashboard_and_indicator_api_roles():
+    assert frozenset(DISTRICT_ROLES) == MAP_ROLES
+    assert {"grid_worker", "grid_leader", "handler"}.isdisjoint(MAP_ROLES)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(app):
+    client = app.test_client()
+    response = client.get(MAP_URL)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+    assert "maps/indicator" in response.headers["Location"]
+    assert "L.geoJson(" not in response.get_data(as_text=True)
+    api = client.get(MAP_URL, headers={"Accept": "application/json"})
+    assert api.status_code == 401 and api.get_json()["error"]["status"] == 401
+    bad_token = client.get(MAP_URL, headers={"Authorization": "Bearer ggv_nope"})
+    assert bad_token.status_code == 302
+
+
+@pytest.mark.parametrize("role", sorted(set(ROLES) - MAP_ROLES))
+def test_roles_without_the_dashboard_are_refused(app, role):
+    client = signed_in(app, role)
+    response = client.get(MAP_URL)
+    assert response.status_code == 403, role
+    page = response.get_data(as_text=True)
+    assert "L.geoJson(" not in page and "按期结案率" not in page
+    api = client.get(MAP_URL, headers={"Accept": "application/json"})
+    assert api.status_code == 403 and api.get_json()["error"]["status"] == 403
+
+
+@pytest.mark.parametrize("role", sorted(MAP_ROLES))
+def test_command_roles_get_the_map(app, role):
+    response = signed_in(app, role).get(MAP_URL)
+    assert response.status_code == 200, role
+    assert "L.geoJson(" in response.get_data(as_text=True)
+    assert "private" in response.headers["Cache-Control"]  # not for shared caches
+
+
+def test_a_bearer_token_of_a_command_role_gets_the_map(app, cases_url):
+    with get_engine(cases_url).begin() as conn:
+        tokens = {role: issue_token(conn, conn.execute(text(
+            "SELECT id FROM user_account WHERE username = :u"), {"u": role}).scalar_one(),
+            "heat") for role in ("viewer", "grid_leader")}
+    client = app.test_client()
+    allowed = client.get(MAP_URL, headers={"Authorization": f"Bearer {tokens['viewer']}"})
+    assert allowed.status_code == 200
+    refused = client.get(MAP_URL, headers={"Authorization": f"Bearer {tokens['grid_leader']}",
+                                           "Accept": "application/json"})
+    assert refused.status_code == 403
 
 
 def test_app_serves_the_map_with_local_assets(client):
