@@ -24,6 +24,8 @@ LOCK_MINUTES = 15
 MIN_PASSWORD_LENGTH = 10
 #: Roles that see and act only inside their own grids.
 GRID_ROLES = frozenset({"grid_leader", "grid_worker"})
+#: The interface languages a user may choose.
+LOCALES = ("zh_CN", "en")
 
 
 class AccountError(ValueError):
@@ -74,6 +76,7 @@ def create_user(conn: Connection, username: str, password: str, role: str, *,
         raise AccountError("department_id: a handler belongs to a department")
     if role in GRID_ROLES and staff_id is None:
         raise AccountError("staff_id: grid staff are linked to their staff record")
+    check_locale(locale)
     check_password_strength(password)
     exists = conn.execute(text("SELECT 1 FROM user_account WHERE username = :u"),
                           {"u": username}).first()
@@ -92,6 +95,18 @@ def set_password(conn: Connection, user_id: int, password: str) -> None:
     conn.execute(text("UPDATE user_account SET password_hash = :h, failed_logins = 0, "
                       "locked_until = NULL WHERE id = :id"),
                  {"h": generate_password_hash(password), "id": user_id})
+
+
+def check_locale(locale: str) -> str:
+    if locale not in LOCALES:
+        raise AccountError(f"locale: {locale!r} is not one of {', '.join(LOCALES)}")
+    return locale
+
+
+def set_locale(conn: Connection, user_id: int, locale: str) -> None:
+    """Save the user's interface language (one of :data:`LOCALES`)."""
+    conn.execute(text("UPDATE user_account SET locale = :l WHERE id = :id"),
+                 {"l": check_locale(locale), "id": user_id})
 
 
 def load_user(conn: Connection, user_id: int) -> User | None:

@@ -40,9 +40,9 @@ from flask_babel import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import text
 from werkzeug.wrappers import Response
 
+from gis.accounts import set_locale
 from gis.config import get_settings
 from webmap import current_store
 from webmap.auth import user
@@ -144,8 +144,7 @@ def set_language() -> Response:
     account = user()
     if account is not None:
         with current_store().engine.begin() as conn:
-            conn.execute(text("UPDATE user_account SET locale = :l WHERE id = :id"),
-                         {"l": chosen, "id": account.id})
+            set_locale(conn, account.id, chosen)
     back = request.form.get("next") or "/"
     return redirect(back if back.startswith("/") and not back.startswith("//") else "/")
 

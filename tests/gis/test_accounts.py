@@ -1,4 +1,4 @@
-"""Accounts: hashing, lockout, tokens, scope, audit; and masking of personal data."""
+"""Accounts: hashing, lockout, tokens, scope, locale, audit; and masking of personal data."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from gis.accounts import (
+    LOCALES,
     LOCK_MINUTES,
     MAX_FAILED_LOGINS,
     AccountError,
@@ -18,6 +19,7 @@ from gis.accounts import (
     issue_token,
     load_user,
     revoke_token,
+    set_locale,
     user_for_token,
 )
 from gis.masking import mask_id_number, mask_name, mask_phone
@@ -77,6 +79,20 @@ def test_grid_staff_scope(conn):
     assert user.grid_scoped and user.can_see_grid("320213001001001")
     assert not user.can_see_grid("320213001001002")
     assert user.actor().grid_codes == frozenset({"320213001001001"})
+
+
+def test_set_locale_keeps_to_the_known_languages(conn):
+    assert LOCALES == ("zh_CN", "en")
+    user_id = create_user(conn, "lang", GOOD, "viewer")
+    assert load_user(conn, user_id).locale == "zh_CN"
+    set_locale(conn, user_id, "en")
+    assert load_user(conn, user_id).locale == "en"
+    for bad in ("fr", "EN", "zh-CN", ""):
+        with pytest.raises(AccountError, match="locale"):
+            set_locale(conn, user_id, bad)
+    assert load_user(conn, user_id).locale == "en"
+    with pytest.raises(AccountError, match="locale"):
+        create_user(conn, "lang2", GOOD, "viewer", locale="de")
 
 
 def test_tokens_are_stored_hashed_expire_and_revoke(conn):
