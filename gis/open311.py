@@ -11,6 +11,11 @@
   (:data:`CLOSED_STATES`).
 - Reporters' personal data (email, names, phone, account id) is not kept; ``device_id`` only
   enters a one-way hash that scopes the client's idempotency key.
+- Reading is public, so only what :class:`Disclosure` allows is shown: requests that came in
+  through a public channel (by default Open311 itself, :data:`PUBLIC_SOURCES`); of those, the
+  classes about people, neighbours or public security (:data:`SENSITIVE_CLASSES`) are never
+  listed and, asked for by id, come without text, position or media (:func:`redacted`).
+  Cases from other sources are "not found", as if they did not exist.
 
 Masking of free text for display belongs to the web layer (:mod:`webmap.serializers`).
 """
@@ -21,7 +26,7 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,6 +54,21 @@ STATUSES = ("open", "closed")
 FILING_ROLES = frozenset({"acceptor", "shift_leader", "supervisor", "grid_leader",
                           "grid_worker"})
 MAX_REQUESTS = 1000
+#: Sources whose requests are public: those filed through this interface, whose reporters
+#: chose a public channel. Internal channels (grid workers, the 12345 hotline, video patrols,
+#: bulk imports, API integrations) are case handling, not publication (docs/OPEN311.md).
+PUBLIC_SOURCES = frozenset({"open311"})
+#: Classes about people, neighbours or public security: a request in one is never listed, and
+#: by id shows no description, notes, media or position (its place is given as the street).
+SENSITIVE_CLASSES = frozenset({
+    "E0402",  # 流浪乞讨: a person in need
+    "E0601",  # 犬类扰民: a neighbour's dog
+    "E0602",  # 噪声扰民: usually a neighbour or a shop next door
+    "E0603",  # 邻里纠纷: a dispute between neighbours
+    "E0707",  # 治安隐患: public-security risks
+    "E0710",  # 矛盾纠纷: disputes
+    "C0601",  # 监控电子眼: where surveillance cameras are broken
+})
 WINDOW = timedelta(days=90)
 DESCRIPTION_LIMIT = 4000
 TOKEN = re.compile(r"[A-Za-z0-9.~-]{1,64}")
@@ -383,7 +403,7 @@ def file_request(conn: Connection, workflow: Workflow, user: User, submission: S
         raise Open311Error(str(exc)) from None
     if result.case is None:
         raise Open311Error("the request could not be filed as a case")
-    request = get_request(conn, result.case.number)
+    request = get_request(conn, result.case.number, disclosure=None)
     return Filed(result.case.number, request.service_notice, result.replayed)
 
 
@@ -484,6 +504,28 @@ class ServiceRequest:
 
 
 @dataclass(frozen=True)
+class Disclosure:
+    """What public reads may see: the public sources, and the sensitive classes among them."""
+
+    sources: frozenset[str] = PUBLIC_SOURCES
+    sensitive_classes: frozenset[str] = SENSITIVE_CLASSES
+
+    def redacts(self, class_code: str) -> bool:
+        return class_code in self.sensitive_classes
+
+
+#: The default for public reads; ``None`` (internal use) shows every case in full.
+PUBLIC = Disclosure()
+
+
+def redacted(item: ServiceRequest, street: str | None) -> ServiceRequest:
+    """A request of a sensitive class as the public sees it: status, class, dates, agency and
+    notice; no description, notes, media, grid or position, only the ``street`` as address."""
+    return replace(item, status_notes=None, description=None, address=street,
+                   address_id=None, lat=None, long=None, media_url=None)
+
+
+@dataclass(frozen=True)
 class Query:
     """GET requests: ids override everything else; otherwise a window of at most 90 days."""
 
@@ -507,8 +549,8 @@ class Query:
 
 
 _REQUEST_SQL = """
-    SELECT c.id, c.number, c.state, c.class_code, c.reported_at, c.updated_at, c.closed_at,
-           c.due_at, c.handle_due_at, k.minor_name AS service_name, i.description,
+    SELECT c.id, c.number, c.state, c.class_code, i.source, c.reported_at, c.updated_at,
+           c.closed_at, c.due_at, c.handle_due_at, k.minor_name AS service_name, i.description,
            d.name AS department_name, g.code AS grid_code, g.name AS grid_name,
            cm.name AS community_name, s.name AS street_name, s.code AS street_code,
            ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,
@@ -527,22 +569,34 @@ _REQUEST_SQL = """
     LEFT JOIN unit s ON s.id = c.street_id"""
 
 
-def find_requests(conn: Connection, query: Query, now: datetime) -> list[ServiceRequest]:
-    """The requests matching ``query``, newest first, at most :data:`MAX_REQUESTS`."""
-    where, params = _where(query, now)
+def find_requests(conn: Connection, query: Query, now: datetime,
+                  disclosure: Disclosure | None = PUBLIC) -> list[ServiceRequest]:
+    """The requests matching ``query`` that ``disclosure`` shows (None: every case), newest
+    first, at most :data:`MAX_REQUESTS`. Asked for by id, sensitive ones come redacted; in a
+    search they are left out."""
+    where, params = _where(query, now, disclosure)
     rows = conn.execute(text(
         f"{_REQUEST_SQL} WHERE {' AND '.join(where) or 'TRUE'} "
         "ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"),
         {**params, "limit": MAX_REQUESTS}).mappings().all()
-    return _to_requests(conn, rows)
+    return _to_requests(conn, rows, disclosure)
 
 
-def _where(query: Query, now: datetime) -> tuple[list[str], dict[str, Any]]:
+def _where(query: Query, now: datetime, disclosure: Disclosure | None
+           ) -> tuple[list[str], dict[str, Any]]:
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if disclosure is not None:
+        where.append("i.source = ANY(:sources)")
+        params["sources"] = sorted(disclosure.sources)
     if query.ids is not None:
-        return ["c.number = ANY(:ids)"], {"ids": query.ids}
+        return [*where, "c.number = ANY(:ids)"], {**params, "ids": query.ids}
+    if disclosure is not None and disclosure.sensitive_classes:
+        where.append("NOT (c.class_code = ANY(:sensitive))")
+        params["sensitive"] = sorted(disclosure.sensitive_classes)
     start, end = query.window(now)
-    where = ["c.reported_at >= :start", "c.reported_at <= :end"]
-    params: dict[str, Any] = {"start": start, "end": end}
+    where += ["c.reported_at >= :start", "c.reported_at <= :end"]
+    params.update(start=start, end=end)
     if query.service_codes:
         where.append("c.class_code = ANY(:codes)")
         params["codes"] = query.service_codes
@@ -552,17 +606,27 @@ def _where(query: Query, now: datetime) -> tuple[list[str], dict[str, Any]]:
     return where, params
 
 
-def get_request(conn: Connection, request_id: str) -> ServiceRequest:
+def get_request(conn: Connection, request_id: str,
+                disclosure: Disclosure | None = PUBLIC) -> ServiceRequest:
+    """One request as ``disclosure`` shows it (None: any case, in full); a case it hides is
+    not found, exactly like an unknown id."""
     rows = conn.execute(text(f"{_REQUEST_SQL} WHERE c.number = :n"),
                         {"n": request_id}).mappings().all()
+    if disclosure is not None:
+        rows = [row for row in rows if row["source"] in disclosure.sources]
     if not rows:
         raise NotFound(f"service request {request_id!r} not found")
-    return _to_requests(conn, rows)[0]
+    return _to_requests(conn, rows, disclosure)[0]
 
 
-def _to_requests(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[ServiceRequest]:
+def _to_requests(conn: Connection, rows: Sequence[Mapping[str, Any]],
+                 disclosure: Disclosure | None) -> list[ServiceRequest]:
     agencies: dict[str, str | None] = {}
-    return [_request(row, _agency(conn, row, agencies)) for row in rows]
+    found = [_request(row, _agency(conn, row, agencies)) for row in rows]
+    if disclosure is None:
+        return found
+    return [redacted(item, row["street_name"]) if disclosure.redacts(item.service_code)
+            else item for item, row in zip(found, rows, strict=True)]
 
 
 def _agency(conn: Connection, row: Mapping[str, Any], cache: dict[str, str | None]

@@ -13,7 +13,8 @@ Settings (``create_app(config)`` wins over the environment, ``GRIDGOV_<NAME>``):
 - ``CACHE_GENERATIONS``: how many generations' units and pages to keep in memory (default 4);
 - ``SECRET_KEY``: signs sessions (default ``GRIDGOV_SECRET_KEY`` or a key kept under GRIDGOV_HOME);
 - ``SECURE_COOKIES``: mark cookies Secure (default on; turn off only for plain-HTTP local use);
-- ``RATELIMIT_ENABLED``: login throttling (default on).
+- ``RATELIMIT_ENABLED``: login throttling and the Open311 filing limit (default on);
+- ``OPEN311_…``: the Open311 interface's settings (docs/OPEN311.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ bad input, 403 for a missing or invalid ``api_key``, 404 for an unknown service,
 token or resource, 503 while the database is away.
 
 Only ``POST requests`` needs an ``api_key``: an API token (:func:`gis.accounts.issue_token`)
-whose account's role decides what it may do (:data:`gis.open311.FILING_ROLES`). The blueprint
+whose account's role decides what it may do (:data:`gis.open311.FILING_ROLES`). It is
+rate-limited per client (the api_key, else the address; ``OPEN311_POST_LIMIT``) with the app's
+Flask-Limiter: 429 in the spec's error format, with ``Retry-After``. Reading is public and
+shows only what :class:`gis.open311.Disclosure` allows (``OPEN311_PUBLIC_SOURCES``,
+``OPEN311_SENSITIVE_CLASSES``). The blueprint
 never looks at the session cookie, so it is exempt from the cookie CSRF check: a page on
 another site can make a browser post here, but not with a key it does not know. The business
 rules (services, attributes, statuses, locations, filing) are in :mod:`gis.open311`; this
@@ -16,9 +20,11 @@ module maps HTTP to them and masks free text on the way out. See docs/OPEN311.md
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -35,6 +41,8 @@ from werkzeug.exceptions import HTTPException
 from gis import accounts
 from gis import open311 as o311
 from gis.accounts import User
+from gis.masking import mask_id_number
+from gis.models import SOURCES
 from gis.workflow import Workflow
 from webmap import auth, current_store
 from webmap.serializers import scrub_phones
@@ -53,6 +61,13 @@ MEDIA_URL = re.compile(r"https?://[^\s<>\"]{1,2000}")
 #: Characters XML 1.0 cannot carry (control characters other than tab and line breaks).
 NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 WORKFLOW = "gridgov.workflow"  # shared with webmap.api_cases
+DISCLOSURE = "gridgov.open311.disclosure"
+#: Per client (api_key, else address) on POST requests: far above a district's whole intake
+#: (~55 reports a day), low enough to stop a runaway or hostile client. OPEN311_POST_LIMIT.
+POST_LIMIT = "30 per minute; 300 per hour"
+#: An 18-character resident ID number (region, birth date, sequence, check character).
+ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
+                       r"(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9A-Za-z])")
 MAX_IDS = 1000
 DEFAULT_CONTACT = "梁溪区网格化服务管理指挥中心 / Liangxi District grid management command centre"
 DEFAULT_KEY_SERVICE = ("API keys are API tokens issued by the platform's administrators "
@@ -152,14 +167,23 @@ def service_definition(service_code: str, fmt: str) -> Response:
 
 
 # -- requests -------------------------------------------------------------------------------------
+def scrub_personal(text: str | None) -> str:
+    """Free text with phone numbers and resident ID numbers masked."""
+    return ID_NUMBER.sub(lambda match: mask_id_number(match[0]) or "", scrub_phones(text))
+
+
 def request_json(item: o311.ServiceRequest) -> dict[str, Any]:
     """A request with its times in W3C format and its free text masked."""
     data = asdict(item)
     for key in ("requested_datetime", "updated_datetime", "expected_datetime"):
         data[key] = o311.w3c(data[key])
     for key in ("description", "status_notes"):
-        data[key] = scrub_phones(data[key]) or None
+        data[key] = scrub_personal(data[key]) or None
     return data
+
+
+def _disclosure() -> o311.Disclosure:
+    return current_app.extensions[DISCLOSURE]
 
 
 def _text(fields: Mapping[str, str], name: str) -> str | None:
@@ -199,14 +223,14 @@ def list_requests(fmt: str) -> Response:
     with _engine().connect() as conn:
         if query.service_codes:
             o311.known_codes(conn, query.service_codes)
-        found = o311.find_requests(conn, query, _now())
+        found = o311.find_requests(conn, query, _now(), _disclosure())
     return _answer(fmt, "service_requests", [request_json(item) for item in found])
 
 
 @bp.get(f"/requests/<request_id>.{FORMATS}")
 def one_request(request_id: str, fmt: str) -> Response:
     with _engine().connect() as conn:
-        found = o311.get_request(conn, request_id)
+        found = o311.get_request(conn, request_id, _disclosure())
     return _answer(fmt, "service_requests", [request_json(found)])
 
 
@@ -293,6 +317,25 @@ def _submission(fields: MultiDict) -> o311.Submission:
         or _text(request.headers, "Idempotency-Key"))
 
 
+def _client() -> str:
+    """Whom a POST is counted against: its api_key (hashed: keys are not kept in the clear),
+    else its address. Read without failing: a bad body is the view's 400 to give."""
+    key = request.args.get("api_key", "")
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict) and isinstance(body.get("api_key"), str):
+            key = body["api_key"] or key
+    else:
+        key = request.form.get("api_key", "") or key
+    if key.strip():
+        return "key:" + hashlib.sha256(key.strip().encode()).hexdigest()[:32]
+    return f"address:{request.remote_addr or '-'}"
+
+
+def _post_limit() -> str:
+    return current_app.config.get("OPEN311_POST_LIMIT") or POST_LIMIT
+
+
 def _filer(conn: Connection, fields: Mapping[str, str]) -> User:
     """The account behind ``api_key`` (form field, or query parameter)."""
     key = _text(fields, "api_key") or _text(request.args, "api_key")
@@ -303,6 +346,7 @@ def _filer(conn: Connection, fields: Mapping[str, str]) -> User:
 
 
 @bp.post(f"/requests.{FORMATS}")
+@auth.limiter.limit(_post_limit, key_func=_client, methods=["POST"])
 def create_request(fmt: str) -> Response:
     """File a request: an incident in its grid and its case, in one transaction."""
     fields = _fields()
@@ -326,6 +370,8 @@ def _audit(response: Response) -> Response:
     if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
         return response
     g.audited = True  # the app-wide audit would attribute it to a session cookie
+    if response.status_code == 429:  # throttled before the view: a row each would feed a flood
+        return response
     try:
         with _engine().begin() as conn:
             accounts.audit(conn, g.get("open311_user"), request.endpoint or bp.name,
@@ -361,6 +407,19 @@ def _refused(exc: o311.Open311Error) -> Response:
     return error_answer(exc.status, str(exc))
 
 
+@bp.errorhandler(429)
+def _throttled(exc: HTTPException) -> Response:
+    """Flask-Limiter's 429 in the spec's format (the app-wide 429 answer is not)."""
+    wait = 60
+    limit = auth.limiter.current_limit
+    if limit is not None:
+        wait = max(1, int(limit.reset_at - time.time()))  # as Flask-Limiter's own header
+    response = error_answer(429, f"too many requests from this client (at most "
+                                 f"{exc.description}); try again in {wait} s")
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
@@ -380,6 +439,28 @@ for _error in (OperationalError, InterfaceError, PoolTimeout):
 # -- wiring ---------------------------------------------------------------------------------------
 def init_app(app: Flask) -> None:
     """Register the blueprint, exempt from the cookie CSRF check: it authenticates by api_key
-    alone and never reads the session, so there is no cookie for a forged request to ride."""
+    alone and never reads the session, so there is no cookie for a forged request to ride.
+    Reads what is public from the settings (a bad one stops the app here, not at a request)."""
+    app.extensions[DISCLOSURE] = disclosure_of(app.config)
     app.register_blueprint(bp)
     auth.csrf.exempt(bp)
+
+
+def disclosure_of(config: Mapping[str, Any]) -> o311.Disclosure:
+    """``OPEN311_PUBLIC_SOURCES`` and ``OPEN311_SENSITIVE_CLASSES``: lists, or comma-separated
+    texts (as from ``GRIDGOV_…`` in the environment); unset, the defaults of gis.open311."""
+    sources = _setting(config, "OPEN311_PUBLIC_SOURCES", o311.PUBLIC_SOURCES)
+    unknown = sorted(sources - set(SOURCES))
+    if unknown:
+        raise ValueError(f"OPEN311_PUBLIC_SOURCES: {', '.join(unknown)} not among "
+                         f"{', '.join(SOURCES)}")
+    classes = _setting(config, "OPEN311_SENSITIVE_CLASSES", o311.SENSITIVE_CLASSES)
+    return o311.Disclosure(sources, classes)
+
+
+def _setting(config: Mapping[str, Any], name: str, default: frozenset[str]) -> frozenset[str]:
+    value = config.get(name)
+    if value is None:
+        return default
+    items = value.split(",") if isinstance(value, str) else value
+    return frozenset(str(item).strip() for item in items if str(item).strip())

@@ -3,13 +3,21 @@
 Every JSON answer is validated against the GeoReport v2 schemas published by the Open311
 project (tests/webmap/open311_schemas, see its README); XML answers are parsed with
 xml.etree and their fields checked. The module's world has the Open311 client's account
-(``app``, an acceptor), staff to walk cases through the workflow, and three seeded cases from
-2019 for the date filters:
+(``app``, an acceptor), staff to walk cases through the workflow, and three seeded Open311
+cases from 2019 for the date filters:
 
 - S1: E0102 in grid 320213001001002 (west street), 2019-05-10, closed;
 - S2: E0708 in grid 320213002002004 (east street), 2019-05-12, reported (routed to the market
   bureau);
-- S3: E0102 in grid 320213002002004, 2019-08-20, not accepted.
+- S3: E0102 in grid 320213002002004, 2019-08-20, not accepted;
+
+and, in the same window, cases the public does not see in full (see "What is public" in
+docs/OPEN311.md):
+
+- H1: E0102 from the 12345 hotline, 2019-05-11; G1: E0102 from a grid worker, 2019-05-13
+  (internal sources: never shown);
+- P1: E0603 邻里纠纷 through Open311, 2019-05-14 (a sensitive class: not listed; by id without
+  text or position).
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ from gis.deadlines import load_rules
 from gis.incidents import report_incident
 from gis.workflow import Actor, Workflow
 from tests.factories import lattice, small_hierarchy, small_organisation
-from webmap import create_app
+from webmap import auth, create_app
+from webmap.open311 import disclosure_of
 
 SCHEMAS = Path(__file__).parent / "open311_schemas"
 BASE = "/open311/v2"
@@ -50,6 +59,7 @@ PASSWORD = "correct horse 42"
 GRID_WEST, GRID_WEST_2, GRID_EAST = "320213001001001", "320213001001002", "320213002002004"
 CELLS = {GRID_WEST: (0, 3), GRID_WEST_2: (1, 3), GRID_EAST: (3, 0)}
 PHONE, MASKED_PHONE = "13812345678", "138****5678"
+ID_NUMBER, MASKED_ID = "32021119900101123X", "320211********123X"
 W3C = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)")
 CAEB, MSB = "综合行政执法局", "市场监督管理局"
 #: username: role, department code, grids
@@ -180,14 +190,17 @@ def _keys(conn, users: dict[str, User]) -> dict[str, str]:
 
 
 def _seed(world: World) -> None:
-    seeds = {"S1": (GRID_WEST_2, "E0102", datetime(2019, 5, 10, 9, 0, tzinfo=CST)),
-             "S2": (GRID_EAST, "E0708", datetime(2019, 5, 12, 10, 0, tzinfo=CST)),
-             "S3": (GRID_EAST, "E0102", datetime(2019, 8, 20, 10, 0, tzinfo=CST))}
-    for name, (grid, code, at) in seeds.items():
+    seeds = {"S1": (GRID_WEST_2, "E0102", datetime(2019, 5, 10, 9, 0, tzinfo=CST), "open311"),
+             "S2": (GRID_EAST, "E0708", datetime(2019, 5, 12, 10, 0, tzinfo=CST), "open311"),
+             "S3": (GRID_EAST, "E0102", datetime(2019, 8, 20, 10, 0, tzinfo=CST), "open311"),
+             "H1": (GRID_WEST_2, "E0102", datetime(2019, 5, 11, 9, 0, tzinfo=CST), "hotline"),
+             "G1": (GRID_EAST, "E0102", datetime(2019, 5, 13, 9, 0, tzinfo=CST), "grid_worker"),
+             "P1": (GRID_WEST_2, "E0603", datetime(2019, 5, 14, 9, 0, tzinfo=CST), "open311")}
+    for name, (grid, code, at, source) in seeds.items():
         x, y = point_in(grid)
         with world.engine.begin() as conn:
-            incident = report_incident(conn, source="hotline", class_code=code, reported_at=at,
-                                       x=x, y=y, description=f"市民来电{PHONE}反映")
+            incident = report_incident(conn, source=source, class_code=code, reported_at=at,
+                                       x=x, y=y, description=f"市民{PHONE}反映，身份证{ID_NUMBER}")
             case = world.workflow.open_case(conn, incident.id, incident.reported_at,
                                             world.users["acceptor"].actor())
         world.seeds[name] = case.number
@@ -610,6 +623,106 @@ def test_requests_list_in_xml(world):
     assert closed.findtext("agency_responsible") == CAEB
     assert MASKED_PHONE in closed.findtext("description")
     assert MASKED_PHONE in closed.findtext("status_notes")
+
+
+# -- what is public -------------------------------------------------------------------------------
+WINDOW = {"start_date": "2019-05-01T00:00:00Z", "end_date": "2019-07-30T00:00:00Z"}
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_cases_from_internal_sources_are_not_found(world, fmt):
+    listed = json_of(world.get("requests.json", query_string={
+        **WINDOW, "service_code": "E0102"}))
+    assert ids(listed) == [world.seeds["S1"]]  # not H1 (hotline) nor G1 (grid worker)
+    for hidden in ("H1", "G1"):
+        number = world.seeds[hidden]
+        unknown = assert_error(world.get(f"requests/{number}.{fmt}"), 404)
+        assert unknown == f"service request {number!r} not found"  # as for an unknown id
+    by_ids = json_of(world.get("requests.json", query_string={"service_request_id": ",".join(
+        world.seeds[name] for name in ("H1", "G1", "S1"))}))
+    assert ids(by_ids) == [world.seeds["S1"]]
+
+
+def test_sensitive_requests_are_not_listed_and_come_redacted_by_id(world):
+    number = world.seeds["P1"]
+    for query in (WINDOW, {**WINDOW, "service_code": "E0603"}, {**WINDOW, "status": "open"}):
+        assert number not in ids(json_of(world.get("requests.json", query_string=query)))
+    body = json_of(world.get(f"requests/{number}.json"))
+    validate(body, "requests.json")
+    request = body[0]
+    assert request["service_code"] == "E0603" and request["status"] == "open"
+    assert request["service_notice"].startswith("已登记")
+    withheld = ("description", "status_notes", "address_id", "lat", "long", "media_url")
+    assert all(request[key] is None for key in withheld), request
+    assert request["address"] == "街道1"  # the street only
+    assert ids(json_of(world.get("requests.json", query_string={
+        "service_request_id": number}))) == [number]
+    xml = xml_of(world.get(f"requests/{number}.xml")).find("request")
+    assert xml.findtext("description") == "" and xml.findtext("lat") == ""  # empty: null
+
+
+def test_id_numbers_in_free_text_are_masked(world):
+    request = one(world, world.seeds["S2"])
+    assert f"身份证{MASKED_ID}" in request["description"] and ID_NUMBER not in request[
+        "description"]
+    number = world.file(description=f"业主身份证号{ID_NUMBER.lower()}，电话{PHONE}")
+    text_ = one(world, number)["description"]
+    assert MASKED_ID.lower() in text_ and MASKED_PHONE in text_ and PHONE not in text_
+
+
+def test_what_is_public_is_a_setting(world):
+    app = create_app({"DATABASE_URL": world.engine.url.render_as_string(hide_password=False),
+                      "SECRET_KEY": "test", "TESTING": True, "RATELIMIT_ENABLED": False,
+                      "OPEN311_PUBLIC_SOURCES": "open311, hotline",
+                      "OPEN311_SENSITIVE_CLASSES": []})
+    body = app.test_client().get(f"{BASE}/requests.json", query_string=WINDOW).json
+    assert set(ids(body)) == {world.seeds[name] for name in ("S1", "S2", "H1", "P1")}
+    sensitive = next(item for item in body if item["service_request_id"] == world.seeds["P1"])
+    assert sensitive["address_id"] == GRID_WEST_2 and MASKED_PHONE in sensitive["description"]
+    assert disclosure_of({}) == o311.PUBLIC
+    # GRIDGOV_OPEN311_PUBLIC_SOURCES='["open311", "video_patrol"]' arrives as a list
+    assert disclosure_of({"OPEN311_PUBLIC_SOURCES": ["open311", "video_patrol"]}).sources == {
+        "open311", "video_patrol"}
+    with pytest.raises(ValueError, match="pigeon"):
+        disclosure_of({"OPEN311_PUBLIC_SOURCES": "open311,pigeon"})
+
+
+# -- rate limit -----------------------------------------------------------------------------------
+@pytest.fixture
+def limited(world):
+    """The world's database behind an app whose limiter is on, at 3 posts a minute per client
+    (the limiter is one per process: put it back as the module's app wants it afterwards)."""
+    enabled = auth.limiter.enabled
+    app = create_app({"DATABASE_URL": world.engine.url.render_as_string(hide_password=False),
+                      "SECRET_KEY": "test", "TESTING": True, "RATELIMIT_ENABLED": True,
+                      "OPEN311_POST_LIMIT": "3 per minute"})
+    yield app.test_client()
+    auth.limiter.enabled = enabled
+
+
+def audit_rows(world: World) -> int:
+    with world.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+
+
+def test_posting_is_rate_limited_per_client(world, limited):
+    def post(fmt: str = "json", key: str | None = "acceptor", **headers):
+        data = {"api_key": world.keys[key]} if key else {}
+        return limited.post(f"{BASE}/requests.{fmt}", data=data, headers=headers)
+
+    # without service_code: a 400 each, nothing filed; every post counts all the same
+    assert [post().status_code for _ in range(3)] == [400, 400, 400]
+    before = audit_rows(world)
+    for fmt in ("json", "xml"):
+        throttled = post(fmt)
+        description = assert_error(throttled, 429, "too many requests from this client")
+        assert "3 per 1 minute" in description
+        assert 1 <= int(throttled.headers["Retry-After"]) <= 61  # the window, rounded
+    assert audit_rows(world) == before  # a throttled flood writes nothing
+    # the client is its api_key: another key, or none (then the address), has its own count
+    assert post(key="shift_leader").status_code == 400
+    assert post(key=None).status_code == 403
+    assert limited.get(f"{BASE}/requests.json").status_code == 200  # reading is not limited
 
 
 def test_at_most_1000_requests(world, monkeypatch):
