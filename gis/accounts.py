@@ -4,6 +4,8 @@ Passwords are hashed with scrypt (werkzeug); tokens are random 32-byte strings s
 stored as SHA-256. After ``MAX_FAILED_LOGINS`` wrong passwords an account is locked for
 ``LOCK_MINUTES``; the web layer adds per-address throttling on top. A user's scope comes from
 the staff member it is linked to: grid staff act in their grids, handlers for their department.
+:meth:`User.case_scope` states that rule once, as SQL conditions for queries and as a test on
+one case, for every front end that reads cases.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, text
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -24,12 +27,60 @@ LOCK_MINUTES = 15
 MIN_PASSWORD_LENGTH = 10
 #: Roles that see and act only inside their own grids.
 GRID_ROLES = frozenset({"grid_leader", "grid_worker"})
+#: Roles that see and act only on the cases routed to or handled by their department.
+DEPARTMENT_ROLES = frozenset({"handler"})
 #: The interface languages a user may choose.
 LOCALES = ("zh_CN", "en")
 
 
 class AccountError(ValueError):
     """Bad account data; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    """Which cases (and the incidents behind them) a user may see and act on.
+
+    ``grid_codes`` set: only cases in those grids (grid staff); ``department_scoped``: only the
+    cases whose responsible department or handling department is ``department_id`` (handlers;
+    a handler without a department sees none). Neither: the whole district.
+    """
+
+    grid_codes: frozenset[str] | None = None
+    department_scoped: bool = False
+    department_id: int | None = None
+
+    @property
+    def whole_district(self) -> bool:
+        return self.grid_codes is None and not self.department_scoped
+
+    def where(self, grid: str = "g", case: str = "c") -> tuple[list[str], dict[str, Any]]:
+        """SQL conditions and their parameters, on the grid unit aliased ``grid`` (its
+        ``code``) and the case aliased ``case`` (``department_id``, ``handler_id``)."""
+        conditions: list[str] = []
+        params: dict[str, Any] = {}
+        if self.grid_codes is not None:
+            conditions.append(f"{grid}.code = ANY(:scope_grids)")
+            params["scope_grids"] = sorted(self.grid_codes)
+        if self.department_scoped:
+            conditions.append(f":scope_department IN ({case}.department_id, {case}.handler_id)")
+            params["scope_department"] = self.department_id
+        return conditions, params
+
+    def sql(self, grid: str = "g", case: str = "c") -> tuple[str, dict[str, Any]]:
+        """:meth:`where` as one condition (``TRUE`` for the whole district)."""
+        conditions, params = self.where(grid, case)
+        return " AND ".join(conditions) or "TRUE", params
+
+    def allows(self, grid_code: str | None, department_id: int | None = None,
+               handler_id: int | None = None) -> bool:
+        """Whether one case (its grid's code, its departments) is inside the scope; the same
+        answer as :meth:`where` in SQL."""
+        if self.grid_codes is not None and grid_code not in self.grid_codes:
+            return False
+        return not self.department_scoped or (
+            self.department_id is not None and self.department_id in (department_id,
+                                                                       handler_id))
 
 
 @dataclass(frozen=True)
@@ -54,6 +105,14 @@ class User:
 
     def can_see_grid(self, grid_code: str | None) -> bool:
         return not self.grid_scoped or grid_code in self.grid_codes
+
+    def case_scope(self) -> CaseScope:
+        """The cases this user may see and act on: grid staff their grids' cases, handlers
+        their department's, everyone else every case."""
+        return CaseScope(
+            grid_codes=self.grid_codes if self.grid_scoped else None,
+            department_scoped=self.role in DEPARTMENT_ROLES,
+            department_id=self.department_id)
 
 
 def check_password_strength(password: str) -> None:

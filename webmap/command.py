@@ -278,10 +278,8 @@ class ActionForm:
 def available_actions(account, case: centre.CaseFile) -> list[str]:
     """What ``account`` may do to ``case`` now: the workflow's transitions for its role and the
     case's state, inside its scope; an extension can be decided only while one is pending."""
-    if account is None or not account.can_see_grid(case.grid_code):
-        return []
-    if account.role == "handler" and account.department_id not in (case.department_id,
-                                                                    case.handler_id):
+    if account is None or not account.case_scope().allows(case.grid_code, case.department_id,
+                                                          case.handler_id):
         return []
 
     def possible(action: str) -> bool:

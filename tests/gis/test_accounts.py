@@ -12,7 +12,9 @@ from gis.accounts import (
     LOCK_MINUTES,
     MAX_FAILED_LOGINS,
     AccountError,
+    CaseScope,
     LoginRefused,
+    User,
     audit,
     authenticate,
     create_user,
@@ -79,6 +81,41 @@ def test_grid_staff_scope(conn):
     assert user.grid_scoped and user.can_see_grid("320213001001001")
     assert not user.can_see_grid("320213001001002")
     assert user.actor().grid_codes == frozenset({"320213001001001"})
+
+
+def _user(role: str, grids=(), department_id=None) -> User:
+    return User(1, "u", "u", role, 7, department_id, "zh_CN", frozenset(grids))
+
+
+@pytest.mark.parametrize(("role", "grids", "department", "scope"), [
+    ("grid_worker", {"G1"}, None, CaseScope(frozenset({"G1"}), False, None)),
+    ("grid_leader", {"G1", "G2"}, None, CaseScope(frozenset({"G1", "G2"}), False, None)),
+    ("grid_worker", (), None, CaseScope(frozenset(), False, None)),  # no grids: sees nothing
+    ("handler", (), 3, CaseScope(None, True, 3)),
+    ("supervisor", {"G1"}, None, CaseScope()),  # grids of a supervisor do not narrow the view
+    ("acceptor", (), None, CaseScope()),
+    ("viewer", (), None, CaseScope()),
+    ("admin", (), None, CaseScope()),
+])
+def test_case_scope_per_role(role, grids, department, scope):
+    assert _user(role, grids, department).case_scope() == scope
+
+
+def test_case_scope_as_sql_and_as_a_test_on_one_case():
+    worker = _user("grid_worker", {"G2", "G1"}).case_scope()
+    assert worker.where() == (["g.code = ANY(:scope_grids)"], {"scope_grids": ["G1", "G2"]})
+    assert worker.sql("gr", "cf")[0] == "gr.code = ANY(:scope_grids)"
+    assert worker.allows("G1") and not worker.allows("G3") and not worker.allows(None)
+    handler = _user("handler", department_id=3).case_scope()
+    assert handler.sql() == (":scope_department IN (c.department_id, c.handler_id)",
+                             {"scope_department": 3})
+    assert handler.allows("G9", department_id=3) and handler.allows("G9", 4, handler_id=3)
+    assert not handler.allows("G9", 4, 5) and not handler.allows("G9")
+    everyone = _user("dispatcher").case_scope()
+    assert everyone.whole_district and everyone.sql() == ("TRUE", {})
+    assert everyone.allows(None) and everyone.allows("G9", 4, 5)
+    orphan = CaseScope(department_scoped=True)  # a handler without a department sees nothing
+    assert not orphan.allows("G1", None, None) and not orphan.allows("G1", 3, 3)
 
 
 def test_set_locale_keeps_to_the_known_languages(conn):
