@@ -829,7 +829,8 @@ def supervision_load(folder: Path | None, on) -> None:
 @click.option("--targets", default=600, show_default=True, type=click.IntRange(min=1))
 def supervision_demo(out: Path | None, boundaries: Path, seed: int, targets: int) -> None:
     """Generate the demo supervision folder (deterministic by --seed)."""
-    from etl.supervision import SUPERVISION_DIR, generate_demo
+    from etl.supervision import SUPERVISION_DIR
+    from etl.supervision_demo import generate_demo
     from gis.partition import read_geopackage
 
     counts = generate_demo(read_geopackage(boundaries), out or SUPERVISION_DIR, seed=seed,

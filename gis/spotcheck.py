@@ -37,15 +37,14 @@ from math import floor
 from sqlalchemy import Connection, text
 
 from gis.credit import (
-    RecordIn,
     canonical_json,
     mask_id_number,
     mask_identifier,
     mask_person_name,
     mask_phone,
     sha256_text,
-    upsert_record,
 )
+from gis.credit_exchange import RecordIn, upsert_record
 from gis.models.supervision import CREDIT_LEVELS, OUTCOMES
 
 ALGORITHM = "gridgov-draw/1"

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from etl.cli import main
-from etl.supervision import SUPERVISION_DIR, generate_demo, load_supervision
+from etl.supervision import SUPERVISION_DIR, load_supervision
+from etl.supervision_demo import generate_demo
 from gis.boundaries import activate, create_generation
 from gis.database import get_engine
 from gis.partition import write_geopackage

@@ -11,25 +11,22 @@ from sqlalchemy import text
 from gis.credit import (
     Event,
     Facts,
-    RecordError,
     add_years,
     derive_entries,
     derive_level,
-    export_records,
     find_subjects,
     id_check_char,
-    import_records,
     mask_id_number,
     mask_identifier,
     mask_person_name,
     mask_phone,
-    parse_record,
     refresh,
     subject_profile,
     uscc_check_char,
     valid_id_number,
     valid_uscc,
 )
+from gis.credit_exchange import RecordError, export_records, import_records, parse_record
 
 ENTERPRISE = "91320213MA1X0000" + "0"
 ENTERPRISE += uscc_check_char(ENTERPRISE)

@@ -333,7 +333,7 @@ def test_verify_detects_tampering_and_changed_registries(checked):
 
 
 def test_credit_level_feeds_the_draw_tiers(checked):
-    from gis.credit import import_records
+    from gis.credit_exchange import import_records
 
     record = {"record_id": "PEN-1", "subject_kind": "enterprise", "subject_id": code(2),
               "subject_name": "测试商户2", "kind": "penalty", "occurred_on": "2019-03-01",
