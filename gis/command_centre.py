@@ -44,7 +44,8 @@ _CASE_FROM = """
     LEFT JOIN department d ON d.id = c.department_id
     LEFT JOIN department h ON h.id = c.handler_id
 """
-_OVERDUE = "(c.closed_at IS NULL AND c.node_due_at < :now)"
+#: A case is overdue now (``:now``): not closed, its current node's deadline passed.
+OVERDUE = "(c.closed_at IS NULL AND c.node_due_at < :now)"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class CaseFilter:
                 conditions.append("(c.department_id = :department OR c.handler_id = :department)")
                 params["department"] = self.department_id
             if self.overdue:
-                conditions.append(_OVERDUE)
+                conditions.append(OVERDUE)
         return conditions, params
 
 
@@ -154,7 +155,7 @@ def list_cases(conn: Connection, filters: CaseFilter, *, now: datetime, sort: st
     rows = conn.execute(text(
         f"""SELECT c.id, c.number, c.state, c.class_code, ic.minor_name, g.code, g.name, s.name,
                    d.name, h.name, i.source, c.reported_at, c.node_due_at, c.due_at,
-                   {_OVERDUE} AS overdue, c.supervised
+                   {OVERDUE} AS overdue, c.supervised
             {_CASE_FROM} {where}
             ORDER BY {order}, c.reported_at DESC, c.id DESC
             LIMIT :limit OFFSET :offset"""),
@@ -226,7 +227,7 @@ def get_case(conn: Connection, case_id: int, *, now: datetime) -> CaseFile | Non
                    c.reported_at, c.filed_at, c.dispatched_at, c.closed_at, c.node_due_at,
                    c.handle_due_at, c.due_at, c.rework_count, c.return_count, c.extension_count,
                    c.extension_pending, c.supervised, c.evaluation_score, c.version,
-                   {_OVERDUE}
+                   {OVERDUE}
             {_CASE_FROM}
             LEFT JOIN unit cm ON cm.id = c.community_id
             LEFT JOIN case_file dup ON dup.id = c.duplicate_of_id
@@ -242,7 +243,7 @@ def get_case(conn: Connection, case_id: int, *, now: datetime) -> CaseFile | Non
 
 @dataclass(frozen=True)
 class TrailEvent:
-    """One step of the trail: who, when, where, what."""
+    """One step of the trail: who (and, when known, the staff member), when, where, what."""
 
     seq: int
     action: str
@@ -258,13 +259,14 @@ class TrailEvent:
     details: dict
     node_due_at: datetime | None
     overdue: bool
+    actor_staff_id: int | None = None
 
 
 def case_trail(conn: Connection, case_id: int) -> list[TrailEvent]:
     """Every event of the case, oldest first."""
     rows = conn.execute(text(
         """SELECT seq, action, from_state, to_state, actor_name, actor_role, at, ST_X(geom),
-                  ST_Y(geom), note, photos, details, node_due_at, overdue
+                  ST_Y(geom), note, photos, details, node_due_at, overdue, actor_staff_id
            FROM case_event WHERE case_id = :id ORDER BY seq"""), {"id": case_id}).all()
     return [TrailEvent(*row) for row in rows]
 
@@ -309,7 +311,7 @@ def case_points(conn: Connection, filters: CaseFilter, *, now: datetime,
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = conn.execute(text(
         f"""SELECT c.id, c.number, c.state, c.class_code, ic.minor_name, ST_X(i.geom),
-                   ST_Y(i.geom), {_OVERDUE}
+                   ST_Y(i.geom), {OVERDUE}
             {_CASE_FROM} {where}
             ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"""),
         {**params, "now": now, "limit": limit + 1}).all()

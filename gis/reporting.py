@@ -31,6 +31,11 @@ class ReportResult:
         return self.incident.duplicate
 
 
+def own_key_prefix(user_id: int) -> str:
+    """How the source keys of a user's reports begin: ``<user id>:``."""
+    return f"{user_id}:"
+
+
 def submit_report(conn: Connection, workflow: Workflow, user: User, *, source: str,
                   class_code: str, x: float, y: float, crs: str, reported_at: datetime,
                   description: str = "", idempotency_key: str | None = None,
@@ -38,7 +43,7 @@ def submit_report(conn: Connection, workflow: Workflow, user: User, *, source: s
     """Store a report and open its case. Grid staff may only report inside their grids."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 100:
         raise InvalidInput("idempotency_key: 1 to 100 characters")
-    key = f"{user.id}:{idempotency_key}" if idempotency_key else None
+    key = f"{own_key_prefix(user.id)}{idempotency_key}" if idempotency_key else None
     if user.grid_scoped:
         _check_inside_own_grids(conn, user, x, y, crs)
     lon, lat = (float(v) for v in to_cgcs2000(x, y, crs))

@@ -3,7 +3,8 @@
 Every endpoint needs a signed-in user (session cookie, with ``X-CSRFToken`` on writes) or a
 bearer token. The rules are in ``gis``: who may report (:mod:`gis.reporting`), which action a
 role may take in which state and on which case (:mod:`gis.workflow`), whose grids a user works
-in (:mod:`gis.accounts`); this module maps HTTP to those calls and back. What a user sees
+in and which cases it may see (:meth:`gis.accounts.User.case_scope`), and the reads themselves
+(:mod:`gis.case_queries`); this module maps HTTP to those calls and back. What a user sees
 follows the same scope as what it may do: grid staff their grids' incidents and cases, handlers
 the cases routed to their department (and their incidents), everyone else the whole district;
 district-wide figures (indicators, case summary) are for the roles without such a scope.
@@ -20,18 +21,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from gis import photos
-from gis.accounts import GRID_ROLES, User
+from gis import case_queries, photos
+from gis.accounts import DEPARTMENT_ROLES, GRID_ROLES, User
+from gis.case_queries import CaseQuery, IncidentQuery, RowPage
 from gis.case_summary import summarise_cases
+from gis.command_centre import case_trail
 from gis.crs import normalise_crs
 from gis.incidents import IncidentError
 from gis.indicators import INDICATORS, LEVELS, compare_periods, pass_rate, unit_indicators
@@ -56,11 +59,12 @@ ACTING_ROLES = tuple(role for role in ROLES
                      if any(role in t.roles for t in TRANSITIONS.values()))
 READING_ROLES = ROLES
 #: Roles without a grid or department scope: they may read district-wide figures.
-DISTRICT_ROLES = tuple(role for role in ROLES if role not in GRID_ROLES and role != "handler")
+DISTRICT_ROLES = tuple(role for role in ROLES
+                       if role not in GRID_ROLES and role not in DEPARTMENT_ROLES)
 
 MAX_LIMIT, DEFAULT_LIMIT = 500, 50
 PAGE_ARGS = ("limit", "offset", "format")
-CASE_SORTS = {"reported_at": "c.reported_at", "node_due_at": "c.node_due_at"}
+CASE_SORTS = case_queries.CASE_SORTS
 DETAIL_TYPES: dict[str, tuple[type, ...]] = {
     "duplicate_of": (int,), "department_id": (int,), "handler_id": (int,),
     "score": (int, float), "work_hours": (int, float), "reason": (str,)}
@@ -266,109 +270,29 @@ def _photos(conn: Connection, me: User, photo_ids: list[int]) -> list[dict]:
         _fail(exc.status, f"photo_ids: {exc}")
 
 
-# -- queries --------------------------------------------------------------------------------------
-@dataclass
-class Filters:
-    """WHERE clauses and their parameters, built up one filter at a time."""
-
-    clauses: list[str] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, clause: str, **params: Any) -> None:
-        self.clauses.append(clause)
-        self.params.update(params)
-
-    @property
-    def where(self) -> str:
-        return " AND ".join(self.clauses) or "TRUE"
-
-
-def scoped(me: User) -> Filters:
-    """The user's scope: grid staff their grids, handlers their department's cases."""
-    filters = Filters()
-    if me.grid_scoped:
-        filters.add("g.code = ANY(:scope_grids)", scope_grids=sorted(me.grid_codes))
-    if me.role == "handler":
-        filters.add(":scope_department IN (c.department_id, c.handler_id)",
-                    scope_department=me.department_id)
-    return filters
-
-
-UNIT_JOINS = """
-    LEFT JOIN unit g ON g.id = {a}.grid_id
-    LEFT JOIN unit cm ON cm.id = {a}.community_id
-    LEFT JOIN unit s ON s.id = {a}.street_id
-    LEFT JOIN incident_class k ON k.code = {a}.class_code"""
-UNIT_COLUMNS = ("g.code AS grid_code, cm.code AS community_code, s.code AS street_code, "
-                "k.minor_name AS class_name")
-INCIDENT_FROM = """
-    FROM incident i
-    LEFT JOIN case_file c ON c.incident_id = i.id AND c.incident_reported_at = i.reported_at
-""" + UNIT_JOINS.format(a="i")
-INCIDENT_COLUMNS = f"""
-    i.id, i.reported_at, i.source, i.class_code, i.description, i.location_status,
-    ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.generation_id, {UNIT_COLUMNS},
-    c.id AS case_id, c.number AS case_number, c.state AS case_state"""
-CASE_FROM = """
-    FROM case_file c
-    JOIN incident i ON i.id = c.incident_id AND i.reported_at = c.incident_reported_at
-    LEFT JOIN department d ON d.id = c.department_id
-    LEFT JOIN department h ON h.id = c.handler_id
-""" + UNIT_JOINS.format(a="c")
-CASE_COLUMNS = f"""
-    c.*, {UNIT_COLUMNS}, d.name AS department_name, h.name AS handler_name,
-    i.description, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"""
-
-
-def _rows(conn: Connection, columns: str, source: str, filters: Filters, order: str,
-          limit: int, offset: int) -> list:
-    return list(conn.execute(text(
-        f"SELECT {columns} {source} WHERE {filters.where} ORDER BY {order} "
-        "LIMIT :limit OFFSET :offset"),
-        {**filters.params, "limit": limit, "offset": offset}).mappings())
-
-
-def _count(conn: Connection, source: str, filters: Filters) -> int:
-    return conn.execute(text(f"SELECT count(*) {source} WHERE {filters.where}"),
-                        filters.params).scalar_one()
-
-
-def _one(conn: Connection, columns: str, source: str, filters: Filters, what: str,
-         ident: int):
-    """One row by id within the user's scope; 404 when there is none the user may see."""
-    rows = _rows(conn, columns, source, filters, "1", 1, 0)
-    if not rows:
-        _fail(404, f"there is no {what} {ident} (or it is outside your scope)")
-    return rows[0]
-
-
+# -- reads (gis.case_queries, inside the user's scope) --------------------------------------------
 def _incident(conn: Connection, me: User, incident_id: int) -> dict:
-    filters = scoped(me)
-    filters.add("i.id = :incident_id", incident_id=incident_id)
-    row = _one(conn, INCIDENT_COLUMNS, INCIDENT_FROM, filters, "incident", incident_id)
+    row = case_queries.get_incident(conn, me.case_scope(), incident_id)
+    if row is None:
+        _fail(404, f"there is no incident {incident_id} (or it is outside your scope)")
     return serializers.incident_json(row)
 
 
 def _case(conn: Connection, me: User, case_id: int):
-    filters = scoped(me)
-    filters.add("c.id = :case_id", case_id=case_id)
-    return _one(conn, CASE_COLUMNS, CASE_FROM, filters, "case", case_id)
+    """The case row; 404 when there is none the user may see."""
+    row = case_queries.get_case(conn, me.case_scope(), case_id)
+    if row is None:
+        _fail(404, f"there is no case {case_id} (or it is outside your scope)")
+    return row
 
 
 def _case_detail(conn: Connection, me: User, case_id: int) -> dict:
     """A case with its trail and the departments it was copied to."""
     detail = serializers.case_json(_case(conn, me, case_id), _now())
-    events = conn.execute(text(
-        """SELECT seq, action, from_state, to_state, actor_name, actor_role, at,
-                  ST_X(geom) AS lon, ST_Y(geom) AS lat, note, photos, details, node_due_at,
-                  overdue
-           FROM case_event WHERE case_id = :id ORDER BY seq"""), {"id": case_id}).mappings()
-    copies = conn.execute(text(
-        """SELECT cc.department_id, d.name AS department_name, cc.at, cc.reason
-           FROM case_copy cc JOIN department d ON d.id = cc.department_id
-           WHERE cc.case_id = :id ORDER BY cc.at, cc.department_id"""), {"id": case_id})
-    detail["events"] = [serializers.event_json(row, me.role) for row in events]
-    detail["copies"] = [serializers.copy_json(row) for row in copies.mappings()]
+    detail["events"] = [serializers.event_json(asdict(event), me.role)
+                        for event in case_trail(conn, case_id)]
+    detail["copies"] = [serializers.copy_json(row)
+                        for row in case_queries.case_copies(conn, case_id)]
     return detail
 
 
@@ -402,12 +326,11 @@ class Page:
         return response
 
 
-def _paged(source: str, columns: str, filters: Filters, order: str, page: Page,
-           to_json: Callable[[Any], dict]) -> Response:
+def _paged(read: Callable[..., RowPage], page: Page, to_json: Callable[[Any], dict],
+           **query: Any) -> Response:
     with _engine().connect() as conn:
-        total = _count(conn, source, filters)
-        rows = _rows(conn, columns, source, filters, order, page.limit, page.offset)
-    return page.answer([to_json(row) for row in rows], total)
+        found = read(conn, _me().case_scope(), limit=page.limit, offset=page.offset, **query)
+    return page.answer([to_json(row) for row in found.rows], found.total)
 
 
 # -- incidents ------------------------------------------------------------------------------------
@@ -465,28 +388,17 @@ def incidents() -> Response:
     """Incidents in the user's scope, newest first, filtered and paged."""
     args = Args(("class", "status", "source", "period", "unit", "bbox", *PAGE_ARGS))
     page = Page.from_args(args)
-    filters = scoped(_me())
-    _common_filters(args, filters, "i")
-    if status := args.choice("status", LOCATION_STATUSES):
-        filters.add("i.location_status = :status", status=status)
-    if source := args.choice("source", SOURCES):
-        filters.add("i.source = :source", source=source)
-    if box := args.bbox("bbox"):
-        filters.add("i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)",
-                    **dict(zip(("x0", "y0", "x1", "y1"), box, strict=True)))
-    return _paged(INCIDENT_FROM, INCIDENT_COLUMNS, filters, "i.reported_at DESC, i.id DESC",
-                  page, serializers.incident_json)
+    query = IncidentQuery(**_common_args(args), status=args.choice("status", LOCATION_STATUSES),
+                          source=args.choice("source", SOURCES), bbox=args.bbox("bbox"))
+    return _paged(case_queries.list_incidents, page, serializers.incident_json, query=query)
 
 
-def _common_filters(args: Args, filters: Filters, alias: str) -> None:
+def _common_args(args: Args) -> dict[str, Any]:
     """``class`` (code prefix), ``unit`` (code prefix, any level) and ``period``."""
-    if prefix := args.pattern("class", CLASS_PREFIX, "a class code or prefix (E, E01, E0102)"):
-        filters.add(f"{alias}.class_code LIKE :class_prefix", class_prefix=f"{prefix}%")
-    if unit := args.pattern("unit", UNIT_CODE, "a unit code (6 to 15 digits)"):
-        filters.add("g.code LIKE :unit_prefix", unit_prefix=f"{unit}%")
-    if period := args.period("period"):
-        filters.add(f"{alias}.reported_at >= :start AND {alias}.reported_at < :end",
-                    start=period.start, end=period.end)
+    return {"class_prefix": args.pattern("class", CLASS_PREFIX,
+                                         "a class code or prefix (E, E01, E0102)"),
+            "unit": args.pattern("unit", UNIT_CODE, "a unit code (6 to 15 digits)"),
+            "period": args.period("period")}
 
 
 @bp.get("/incidents/<int:incident_id>")
@@ -506,21 +418,15 @@ def cases() -> Response:
     args = Args(("state", "class", "department", "unit", "period", "overdue", "sort",
                  *PAGE_ARGS))
     page, now = Page.from_args(args), _now()
-    filters = scoped(_me())
-    _common_filters(args, filters, "c")
-    if states := args.choices("state", STATES):
-        filters.add("c.state = ANY(:states)", states=states)
-    if (department := args.integer("department", 1)) is not None:
-        filters.add(":department IN (c.department_id, c.handler_id)", department=department)
-    if (overdue := args.boolean("overdue")) is not None:
-        test = "IS TRUE" if overdue else "IS NOT TRUE"
-        filters.add(f"(c.closed_at IS NULL AND c.node_due_at < :now) {test}", now=now)
-    sort = args.choice("sort", [*CASE_SORTS, *(f"-{key}" for key in CASE_SORTS)],
-                       "-reported_at") or "-reported_at"
-    direction = "DESC" if sort.startswith("-") else "ASC"
-    order = f"{CASE_SORTS[sort.lstrip('-')]} {direction} NULLS LAST, c.id {direction}"
-    return _paged(CASE_FROM, CASE_COLUMNS, filters, order, page,
-                  lambda row: serializers.case_json(row, now))
+    common = _common_args(args)
+    states = args.choices("state", STATES)
+    query = CaseQuery(
+        **common, states=tuple(states) if states else None,
+        department_id=args.integer("department", 1), overdue=args.boolean("overdue"),
+        sort=args.choice("sort", [*CASE_SORTS, *(f"-{key}" for key in CASE_SORTS)],
+                         "-reported_at") or "-reported_at")
+    return _paged(case_queries.list_cases, page, lambda row: serializers.case_json(row, now),
+                  query=query, now=now)
 
 
 @bp.get("/cases/<int:case_id>")

@@ -7,9 +7,11 @@
 
 The pages post JSON to ``/api/mobile/…`` (``/api`` so an expired session answers 401 JSON, not
 the sign-in page); every write goes through :mod:`gis` (``submit_report``, ``Workflow.act``),
-which also enforces the grid scope. ``/m/sw.js`` is the service worker (scope ``/m/``) that
-keeps the app shell for use without network; reports made offline wait in the browser's
-IndexedDB and are sent later with the idempotency key they were given when filled in.
+which also enforces the grid scope, and every read through :mod:`gis.case_queries` (the same
+scope, :meth:`gis.accounts.User.case_scope`); this module labels and formats. ``/m/sw.js`` is
+the service worker (scope ``/m/``) that keeps the app shell for use without network; reports
+made offline wait in the browser's IndexedDB and are sent later with the idempotency key they
+were given when filled in.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -25,16 +28,17 @@ from typing import Any
 import shapely
 from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from gis import photos
+from gis import case_queries, photos
 from gis.accounts import User
+from gis.command_centre import TrailEvent
 from gis.crs import to_cgcs2000
 from gis.incidents import IncidentError
 from gis.masking import mask_name
 from gis.periods import SHANGHAI
 from gis.reporting import ReportResult, submit_report
-from gis.workflow import Workflow, WorkflowError, allowed_actions
+from gis.workflow import Workflow, WorkflowError
 from webmap import current_store
 from webmap.auth import roles_required, user
 
@@ -93,113 +97,52 @@ def _local(at: datetime | None) -> str:
 
 
 # -- reading (the phone's view of cases) ----------------------------------------------------------
-def _my_key_prefix(account: User) -> str:
-    return f"{account.id}:"  # gis.reporting scopes idempotency keys as "<user id>:<key>"
-
-
 def my_reports(conn: Connection, account: User, limit: int = 50) -> list[dict]:
     """The user's own reports from these pages, newest first, with their case's state."""
-    rows = conn.execute(text(
-        """
-        SELECT i.id AS incident_id, i.reported_at, i.location_status, i.description,
-               c.id AS case_id, c.number, c.state, k.minor_name AS class_name,
-               g.code AS grid_code, g.name AS grid_name
-        FROM incident_key ik
-        JOIN incident i ON i.id = ik.incident_id AND i.reported_at = ik.reported_at
-        JOIN incident_class k ON k.code = i.class_code
-        LEFT JOIN case_file c ON c.incident_id = i.id AND c.incident_reported_at = i.reported_at
-        LEFT JOIN unit g ON g.id = i.grid_id
-        WHERE ik.source = :source AND starts_with(ik.source_key, :prefix)
-        ORDER BY i.reported_at DESC LIMIT :limit
-        """), {"source": SOURCE, "prefix": _my_key_prefix(account), "limit": limit})
-    return [dict(row._mapping, when=_local(row.reported_at),
+    return [dict(asdict(row), when=_local(row.reported_at),
                  state_label=STATE_LABELS.get(row.state, row.location_status))
-            for row in rows]
+            for row in case_queries.own_reports(conn, account, SOURCE, limit)]
 
 
 def verification_tasks(conn: Connection, account: User, limit: int = 100) -> list[dict]:
     """Cases fed back and waiting for on-site verification: in my grids for grid staff,
     everywhere for supervisors."""
-    scoped = account.grid_scoped
-    rows = conn.execute(text(
-        f"""
-        SELECT c.id AS case_id, c.number, c.state, c.handled_at, c.node_due_at,
-               c.rework_count, k.minor_name AS class_name, g.code AS grid_code,
-               g.name AS grid_name
-        FROM case_file c
-        JOIN incident_class k ON k.code = c.class_code
-        JOIN unit g ON g.id = c.grid_id
-        WHERE c.state = 'fed_back' {"AND g.code = ANY(:codes)" if scoped else ""}
-        ORDER BY c.node_due_at NULLS LAST, c.id LIMIT :limit
-        """), {"codes": sorted(account.grid_codes), "limit": limit})
-    return [dict(row._mapping, handled=_local(row.handled_at), due=_local(row.node_due_at))
-            for row in rows]
-
-
-def _reported_by(conn: Connection, account: User, case: dict) -> bool:
-    return conn.execute(text(
-        """SELECT 1 FROM incident_key WHERE source = :s AND starts_with(source_key, :prefix)
-           AND incident_id = :i AND reported_at = :at"""),
-        {"s": SOURCE, "prefix": _my_key_prefix(account), "i": case["incident_id"],
-         "at": case["incident_reported_at"]}).first() is not None
+    return [dict(asdict(row), handled=_local(row.handled_at), due=_local(row.node_due_at))
+            for row in case_queries.verification_tasks(conn, account, limit)]
 
 
 def case_detail(conn: Connection, account: User, case_id: int) -> dict | None:
     """A case with its units and trail, or None when the user may not see it."""
-    case = conn.execute(text(
-        """
-        SELECT c.id, c.number, c.state, c.incident_id, c.incident_reported_at,
-               c.reported_at, c.node_due_at, c.due_at, c.rework_count, i.description,
-               k.major_name, k.minor_name, g.code AS grid_code, g.name AS grid_name,
-               cm.name AS community_name, s.name AS street_name
-        FROM case_file c
-        JOIN incident i ON i.id = c.incident_id AND i.reported_at = c.incident_reported_at
-        JOIN incident_class k ON k.code = c.class_code
-        LEFT JOIN unit g ON g.id = c.grid_id
-        LEFT JOIN unit cm ON cm.id = c.community_id
-        LEFT JOIN unit s ON s.id = c.street_id
-        WHERE c.id = :id
-        """), {"id": case_id}).mappings().first()
-    if case is None:
+    found = case_queries.field_case(conn, account, case_id, SOURCE)
+    if found is None:
         return None
-    case = dict(case)
-    if account.grid_scoped and case["grid_code"] not in account.grid_codes and not (
-            _reported_by(conn, account, case)):
-        return None
-    events = conn.execute(text(
-        """SELECT seq, action, from_state, to_state, actor_staff_id, actor_name, actor_role,
-                  at, note, photos, overdue
-           FROM case_event WHERE case_id = :id ORDER BY seq"""), {"id": case_id}).mappings()
-    case["trail"] = [_trail_entry(dict(event), account) for event in events]
-    case["state_label"] = STATE_LABELS.get(case["state"], case["state"])
-    case["reported"] = _local(case["reported_at"])
-    case["due"] = _local(case["node_due_at"])
-    in_scope = not account.grid_scoped or case["grid_code"] in account.grid_codes
-    case["can_verify"] = in_scope and "verify_pass" in allowed_actions(case["state"],
-                                                                       account.role)
+    case = asdict(found)
+    case["trail"] = [_trail_entry(event, account) for event in found.trail]
+    case["state_label"] = STATE_LABELS.get(found.state, found.state)
+    case["reported"] = _local(found.reported_at)
+    case["due"] = _local(found.node_due_at)
     return case
 
 
-def _trail_entry(event: dict, account: User) -> dict:
-    own = event["actor_staff_id"] is not None and event["actor_staff_id"] == account.staff_id
+def _trail_entry(event: TrailEvent, account: User) -> dict:
+    own = event.actor_staff_id is not None and event.actor_staff_id == account.staff_id
     return {
-        "action": ACTION_LABELS.get(event["action"], event["action"]),
-        "state": STATE_LABELS.get(event["to_state"], event["to_state"]),
-        "when": _local(event["at"]),
-        "who": event["actor_name"] if own else mask_name(event["actor_name"]),
-        "role": ROLE_LABELS.get(event["actor_role"], event["actor_role"]),
-        "note": event["note"],
-        "overdue": event["overdue"],
-        "photo_ids": [p["photo_id"] for p in event["photos"] or []
+        "action": ACTION_LABELS.get(event.action, event.action),
+        "state": STATE_LABELS.get(event.to_state, event.to_state),
+        "when": _local(event.at),
+        "who": event.actor_name if own else mask_name(event.actor_name),
+        "role": ROLE_LABELS.get(event.actor_role, event.actor_role),
+        "note": event.note,
+        "overdue": event.overdue,
+        "photo_ids": [p["photo_id"] for p in event.photos or []
                       if isinstance(p, dict) and isinstance(p.get("photo_id"), int)],
     }
 
 
 def incident_classes(conn: Connection) -> list[dict]:
-    rows = conn.execute(text(
-        "SELECT code, kind, major_name, minor_name FROM incident_class ORDER BY code"))
+    """The classes grouped for the report form: 部件/事件 · major class → minor classes."""
     groups: dict[str, dict] = {}
-    for row in rows:
+    for row in case_queries.incident_classes(conn):
         label = f"{'部件' if row.kind == 'component' else '事件'} · {row.major_name}"
         groups.setdefault(label, {"label": label, "classes": []})["classes"].append(
             {"code": row.code, "name": row.minor_name})
@@ -397,17 +340,8 @@ def submit() -> tuple[Response, int]:
 
 def _report_answer(conn: Connection, result: ReportResult) -> dict:
     incident = result.incident
-    row = conn.execute(text(
-        """SELECT g.code AS grid_code, g.name AS grid_name, c.code AS community_code,
-                  c.name AS community_name, s.code AS street_code, s.name AS street_name
-           FROM incident i
-           LEFT JOIN unit g ON g.id = i.grid_id
-           LEFT JOIN unit c ON c.id = i.community_id
-           LEFT JOIN unit s ON s.id = i.street_id
-           WHERE i.id = :id AND i.reported_at = :at"""),
-        {"id": incident.id, "at": incident.reported_at}).mappings().one()
-    units = {level: {"code": row[f"{level}_code"], "name": row[f"{level}_name"]}
-             if row[f"{level}_code"] else None for level in ("grid", "community", "street")}
+    units = {level: asdict(unit) if unit else None for level, unit in
+             case_queries.incident_units(conn, incident.id, incident.reported_at).items()}
     case = result.case
     return {
         "replayed": result.replayed,
