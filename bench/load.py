@@ -12,10 +12,14 @@ or indexes; all are dropped at the end, also on Ctrl-C or an error.
 importer
     gridgov's path: ``etl.incidents.import_reader`` on a ``FrameReader`` (validation, time
     parsing, duplicate keys, GridIndex assignment in memory, COPY through
-    ``gis.incidents.bulk_insert`` with ``gridgov.preassigned`` on, so the trigger keeps the rows'
-    assignment), in one transaction. Timed end to end, index build included.
+    ``gis.bulk_load.BulkLoad``), in one transaction. Timed end to end, index build included.
+    The template's yearly partitions are empty, so ``BulkLoad`` builds each year aside (COPY into
+    a bare table, then the indexes) and swaps it in at the end.
 core (``--core``, default on)
-    The same without the file machinery: GridIndex + ``bulk_insert`` with rows built here.
+    The same without the file machinery: GridIndex + ``BulkLoad`` with rows built here.
+core, in place (``--in-place``)
+    The core path with ``BulkLoad(swap_partitions=False)``: COPY straight into ``incident``, whose
+    indexes are maintained row by row (what any load into a partition that has rows does).
 insert+update
     The plain alternative: one multi-row INSERT per ``--batch`` rows (default 1,000; the rows
     sent as column arrays and unnested, the fastest plain form; ``--insert values`` uses a
@@ -181,50 +185,60 @@ def load_importer(db: ScratchDatabase, frame: pd.DataFrame, generation_id: int) 
         raise RuntimeError(f"the importer loaded {summary.loaded} of {len(frame)} rows")
 
 
-def load_core(db: ScratchDatabase, frame: pd.DataFrame, generation_id: int) -> dict[str, float]:
-    """GridIndex + ``bulk_insert`` directly, in the importer's chunks, one transaction; the
-    seconds spent building the index, assigning, and in ``bulk_insert`` (the database write)."""
+def load_core(
+    db: ScratchDatabase, frame: pd.DataFrame, generation_id: int, swap: bool = True
+) -> dict[str, float]:
+    """GridIndex + ``BulkLoad`` directly, in the importer's chunks, one transaction; the seconds
+    spent building the index, assigning, writing the chunks and finishing (index + swap)."""
     from gis.assign import GridIndex
     from gis.boundaries import read_generation
+    from gis.bulk_load import BulkLoad
     from gis.database import get_engine
-    from gis.incidents import bulk_insert, grid_chain_ids
+    from gis.incidents import grid_chain_ids
 
     engine = get_engine(db.url)
-    phases = dict.fromkeys(("index", "assign", "bulk_insert"), 0.0)
+    phases = dict.fromkeys(("index", "assign", "write", "finish"), 0.0)
     start = time.perf_counter()
     index = GridIndex.from_geodataframe(read_generation(engine, generation_id)["grid"])
     phases["index"] = time.perf_counter() - start
     with engine.begin() as conn:
         chain_by_code = grid_chain_ids(conn, generation_id)
         chain = np.array([chain_by_code[c] for c in index.codes], dtype=np.int64)
+        load = BulkLoad(conn, swap_partitions=swap)
         for first in range(0, len(frame), CHUNK):
             part = frame.iloc[first : first + CHUNK]
             start = time.perf_counter()
             position = index.assign(part["lon"].to_numpy(), part["lat"].to_numpy())
             phases["assign"] += time.perf_counter() - start
-            ids, hit = chain[np.maximum(position, 0)], position >= 0
             start = time.perf_counter()
-            bulk_insert(conn, core_rows(part, first + 1, ids, hit, generation_id), None)
-            phases["bulk_insert"] += time.perf_counter() - start
+            load.write(core_rows(part, first + 1, chain, position, generation_id))
+            phases["write"] += time.perf_counter() - start
+        start = time.perf_counter()
+        load.finish()
+        phases["finish"] = time.perf_counter() - start
     return phases
 
 
 def core_rows(
-    frame: pd.DataFrame, first: int, chain: np.ndarray, hit: np.ndarray, generation_id: int
-) -> Iterator[tuple]:
-    """Rows in ``gis.incidents.BULK_COLUMNS`` order; ``chain`` holds (grid, community, street)
-    ids per row, meaningful where ``hit``."""
-    utc = frame["reported_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
-    at = np.char.add(np.datetime_as_string(utc, unit="us"), "+00")
-    lon, lat, n = frame["lon"].tolist(), frame["lat"].tolist(), len(frame)
-    columns = [
-        range(first, first + n), frame["source"].tolist(), frame["source_key"].tolist(),
-        frame["class_code"].tolist(), frame["description"].tolist(), at.tolist(),
-        lon, lat, lon, lat, ["cgcs2000"] * n, np.where(hit, "assigned", "outside").tolist(),
-        [generation_id] * n,
-        *(np.where(hit, chain[:, k], None).tolist() for k in range(3)),
-    ]  # fmt: skip
-    return zip(*columns, strict=True)
+    frame: pd.DataFrame, first: int, chain: np.ndarray, position: np.ndarray, generation_id: int
+) -> pd.DataFrame:
+    """``gis.bulk_load.BULK_COLUMNS`` for a chunk; ``chain`` holds (grid, community, street) ids
+    per grid of the index, ``position`` the grid of each row (-1 outside)."""
+    hit = position >= 0
+    ids = chain[np.maximum(position, 0)]
+    unit = {name: pd.arrays.IntegerArray(ids[:, k], ~hit)
+            for k, name in enumerate(("grid_id", "community_id", "street_id"))}
+    return pd.DataFrame({
+        "row_number": np.arange(first, first + len(frame)),
+        "source": frame["source"].to_numpy(), "source_key": frame["source_key"].to_numpy(),
+        "class_code": frame["class_code"].to_numpy(),
+        "description": frame["description"].to_numpy(),
+        "reported_at": frame["reported_at"].array,
+        "lon": frame["lon"].to_numpy(), "lat": frame["lat"].to_numpy(),
+        "orig_x": frame["lon"].to_numpy(), "orig_y": frame["lat"].to_numpy(),
+        "orig_crs": "cgcs2000", "location_status": np.where(hit, "assigned", "outside"),
+        "generation_id": generation_id, **unit,
+    })  # fmt: skip
 
 
 def load_insert_update(
@@ -346,7 +360,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--core",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also time GridIndex + bulk_insert without the importer",
+        help="also time GridIndex + BulkLoad without the importer",
+    )
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="also time the core path writing into the existing partitions (no swap)",
     )
     parser.add_argument(
         "--server-url", help="PostgreSQL server for the scratch databases (default: the project's)"
@@ -363,7 +382,10 @@ def main(argv: list[str] | None = None) -> dict:
     url, n = server_url(args.server_url), int(args.rows)
     ways: list[tuple[str, Loader]] = [("importer (COPY)", load_importer)]
     if args.core:
-        ways.append(("core GridIndex+bulk_insert", load_core))
+        ways.append(("core GridIndex+BulkLoad", load_core))
+    if args.in_place:
+        ways.append(("core, in place (no swap)",
+                     lambda db, f, g: load_core(db, f, g, swap=False)))
     ways.append(
         ("insert+update", lambda db, f, g: load_insert_update(db, f, g, args.batch, args.insert))
     )

@@ -42,9 +42,10 @@ Rejects and duplicates
     taken to be one.
 
 All or nothing
-    The batch row, the incidents (COPY through ``gis.incidents.bulk_insert``, chunk by chunk) and
-    the rejects are written in one transaction: an error or a killed process leaves nothing. A
-    dry run does all of it and rolls back, so its counts (duplicates included) are exact.
+    The batch row, the incidents (COPY through ``gis.bulk_load.BulkLoad``, chunk by chunk; an
+    empty yearly partition is built aside and swapped in at the end) and the rejects are written
+    in one transaction: an error or a killed process leaves nothing. A dry run does all of it
+    and rolls back, so its counts (duplicates included) are exact.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ from sqlalchemy import Connection, Engine, text
 from gis.assign import GridIndex
 from gis.assign_dask import grid_index
 from gis.boundaries import active_generation_id, read_generation
+from gis.bulk_load import BulkLoad
 from gis.crs import normalise_crs, to_cgcs2000
-from gis.incidents import bulk_insert, grid_chain_ids, known_class_codes
+from gis.incidents import grid_chain_ids, known_class_codes
 from gis.models import SOURCES
 
 STANDARD_FIELDS = ("source_key", "class_code", "description", "reported_at", "x", "y", "source",
@@ -614,6 +616,15 @@ def _text(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     return values.fillna("").astype(str).str.strip().to_numpy(dtype=object)
 
 
+def _text_where(frame: pd.DataFrame, column: str, mask: np.ndarray) -> np.ndarray:
+    """``_text`` of the masked rows only (None elsewhere): quoting a few bad values must not
+    cost formatting a whole column of parsed times."""
+    out = np.full(len(frame), None, dtype=object)
+    if mask.any():
+        out[mask] = _text(frame.iloc[np.flatnonzero(mask)], column)
+    return out
+
+
 def _numbers(frame: pd.DataFrame, column: str, name: str) -> tuple[np.ndarray, list[Problem]]:
     values = frame[column]
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
@@ -836,31 +847,30 @@ class Prepared:
     def ok(self) -> np.ndarray:
         return ~self.rejections.rejected
 
-    def copy_rows(self, generation_id: int) -> Iterator[tuple]:
-        """Rows in ``gis.incidents.BULK_COLUMNS`` order for the loadable rows."""
+    def bulk_rows(self, generation_id: int) -> pd.DataFrame:
+        """The loadable rows as ``gis.bulk_load.BULK_COLUMNS``."""
         ok = np.flatnonzero(self.ok)
         loc = self.located
         located = self.status[ok] != "invalid"
-        at = np.char.add(np.datetime_as_string(self.at[ok], unit="us"), "+00")
-        columns = [
-            self.batch.rows[ok].tolist(), self.source[ok].tolist(), self.key[ok].tolist(),
-            self.class_code[ok].tolist(), self.description[ok].tolist(), at.tolist(),
-            _floats(loc.lon[ok], located), _floats(loc.lat[ok], located),
-            _floats(loc.orig_x[ok]), _floats(loc.orig_y[ok]), loc.crs[ok].tolist(),
-            self.status[ok].tolist(),
-            np.where(located, generation_id, None).tolist(),
-            *(_ids(self.chain[ok, i]) for i in range(3)),
-        ]
-        return zip(*columns, strict=True)
+        chain = np.where(self.chain[ok] >= 0, self.chain[ok], -1)
+        return pd.DataFrame({
+            "row_number": self.batch.rows[ok], "source": self.source[ok],
+            "source_key": self.key[ok], "class_code": self.class_code[ok],
+            "description": self.description[ok],
+            "reported_at": pd.to_datetime(self.at[ok]).tz_localize("UTC"),
+            "lon": np.where(located, loc.lon[ok], np.nan),
+            "lat": np.where(located, loc.lat[ok], np.nan),
+            "orig_x": loc.orig_x[ok], "orig_y": loc.orig_y[ok], "orig_crs": loc.crs[ok],
+            "location_status": self.status[ok],
+            "generation_id": _ids(np.where(located, generation_id, -1)),
+            **{name: _ids(chain[:, i])
+               for i, name in enumerate(("grid_id", "community_id", "street_id"))},
+        })  # fmt: skip
 
 
-def _floats(values: np.ndarray, keep: np.ndarray | None = None) -> list:
-    good = np.isfinite(values) if keep is None else keep & np.isfinite(values)
-    return np.where(good, values, None).tolist()
-
-
-def _ids(values: np.ndarray) -> list:
-    return np.where(values >= 0, values, None).tolist()
+def _ids(values: np.ndarray) -> pd.arrays.IntegerArray:
+    """Unit ids, null where negative (unassigned)."""
+    return pd.arrays.IntegerArray(np.maximum(values, 0), values < 0)
 
 
 def prepare(batch: Batch, plan: Plan) -> Prepared:
@@ -872,12 +882,13 @@ def prepare(batch: Batch, plan: Plan) -> Prepared:
     rej.flag(class_code == "", "class_code", "missing")
     rej.flag(~_isin(class_code, plan.classes), "class_code", "unknown class", class_code)
     at, missing_time = (parse_times(frame[columns["reported_at"]], plan.timezone))
-    raw_time = _text(frame, columns["reported_at"])
-    rej.flag(missing_time, "reported_at", "missing")
-    rej.flag(np.isnat(at), "reported_at", "unparseable time", raw_time)
     earliest, latest = (np.datetime64(t.replace(tzinfo=None), "us")
                         for t in (EARLIEST, plan.latest))
-    rej.flag((at < earliest) | (at > latest), "reported_at", "time out of range", raw_time)
+    unparseable, out_of_range = np.isnat(at), (at < earliest) | (at > latest)
+    raw_time = _text_where(frame, columns["reported_at"], unparseable | out_of_range)
+    rej.flag(missing_time, "reported_at", "missing")
+    rej.flag(unparseable, "reported_at", "unparseable time", raw_time)
+    rej.flag(out_of_range, "reported_at", "time out of range", raw_time)
     located = locate(batch, plan)
     invalid = _apply_location_problems(located.problems, rej, plan.keep_invalid)
     source = _sources(_text(frame, columns["source"]), plan.source)
@@ -1147,9 +1158,12 @@ def import_reader(engine: Engine, reader: Reader, options: ImportOptions,
                               options.rejects or default_rejects_path(reader),
                               list(reader.columns), plan.use_geometry,
                               getattr(reader, "delimiter", ","))
+            load = BulkLoad(conn, summary.batch_id)
             with Progress(reader.total, progress) as bar:
                 for batch in reader.batches(options.chunk_size):
-                    _load_batch(conn, batch, plan, summary, sink, bar)
+                    _load_batch(load, batch, plan, summary, sink, bar)
+                bar.step("indexing")
+                load.finish()
                 bar.step("committing")
             summary.seconds = time.perf_counter() - started
             _finish_batch(conn, summary)
@@ -1176,12 +1190,12 @@ def _hold_generation(conn: Connection, generation_id: int) -> None:
                                "import was being prepared; run it again")
 
 
-def _load_batch(conn: Connection, batch: Batch, plan: Plan, summary: ImportSummary,
+def _load_batch(load: BulkLoad, batch: Batch, plan: Plan, summary: ImportSummary,
                 sink: RejectSink, bar: Progress) -> None:
     bar.step("validating")
     prepared = prepare(batch, plan)
     bar.step("loading")
-    result = bulk_insert(conn, prepared.copy_rows(plan.generation_id), summary.batch_id)
+    result = load.write(prepared.bulk_rows(plan.generation_id))
     duplicate_idx = np.searchsorted(batch.rows, [row for row, _ in result.duplicates])
     rej = prepared.rejections
     rejected_idx = np.flatnonzero(rej.rejected)

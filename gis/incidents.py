@@ -4,13 +4,12 @@ Every incident ends up attached to exactly one grid of the active generation (an
 community and street) or carries a location status saying why not (``outside`` the district,
 ``invalid`` coordinates). Single reports are assigned by the ``incident_assign`` trigger through
 the GiST index; bulk loads arrive already assigned by the in-memory engine (same edge rule) and
-are written with COPY.
+are written with COPY by ``gis.bulk_load``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -130,86 +129,7 @@ def _stored(conn: Connection, incident_id: int, reported_at: datetime,
                           row.community, row.street, duplicate)
 
 
-# -- bulk ----------------------------------------------------------------------------------------
-#: Columns a bulk load provides, in COPY order. ``lon``/``lat`` are CGCS2000 (NULL when invalid);
-#: the assignment columns come from the in-memory engine run on the active generation.
-BULK_COLUMNS = (
-    "row_number", "source", "source_key", "class_code", "description", "reported_at",
-    "lon", "lat", "orig_x", "orig_y", "orig_crs", "location_status", "generation_id",
-    "grid_id", "community_id", "street_id",
-)
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    loaded: int
-    duplicates: list[tuple[int, int]]  # (row_number, incident id it duplicates)
-
-
-def bulk_insert(conn: Connection, rows: Iterable[Sequence], batch_id: int | None) -> BulkResult:
-    """COPY pre-assigned rows (``BULK_COLUMNS`` order) into the store inside the caller's
-    transaction. Rows whose ``(source, source_key)`` is already stored, or repeated earlier in
-    the same load, are not loaded: they come back as duplicates with the incident they repeat.
-    """
-    conn.execute(text(
-        """
-        CREATE TEMP TABLE incident_stage (
-            row_number integer, source text, source_key text, class_code text,
-            description text, reported_at timestamptz, lon float8, lat float8,
-            orig_x float8, orig_y float8, orig_crs text, location_status text,
-            generation_id integer, grid_id bigint, community_id bigint, street_id bigint,
-            id bigint DEFAULT nextval('incident_id_seq')
-        ) ON COMMIT DROP
-        """
-    ))
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY incident_stage ({', '.join(BULK_COLUMNS)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    # Claim the source keys: the first row of a key wins, within the load and across loads.
-    conn.execute(text(
-        """
-        CREATE TEMP TABLE incident_claimed ON COMMIT DROP AS
-        WITH claimed AS (
-            INSERT INTO incident_key (source, source_key, incident_id, reported_at)
-            SELECT DISTINCT ON (source, source_key) source, source_key, id, reported_at
-            FROM incident_stage WHERE source_key IS NOT NULL
-            ORDER BY source, source_key, row_number
-            ON CONFLICT DO NOTHING
-            RETURNING incident_id
-        )
-        SELECT incident_id AS id FROM claimed
-        """
-    ))
-    conn.execute(text("SET LOCAL gridgov.preassigned = 'on'"))
-    loaded = conn.execute(text(
-        """
-        INSERT INTO incident (id, source, source_key, class_code, description, reported_at,
-                              geom, orig_x, orig_y, orig_crs, location_status,
-                              generation_id, grid_id, community_id, street_id, batch_id)
-        SELECT s.id, s.source, s.source_key, s.class_code, coalesce(s.description, ''),
-               s.reported_at,
-               CASE WHEN s.lon IS NULL THEN NULL
-                    ELSE ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4490) END,
-               s.orig_x, s.orig_y, s.orig_crs, s.location_status,
-               s.generation_id, s.grid_id, s.community_id, s.street_id, :batch
-        FROM incident_stage s
-        WHERE s.source_key IS NULL OR s.id IN (SELECT id FROM incident_claimed)
-        """
-    ), {"batch": batch_id}).rowcount
-    conn.execute(text("SET LOCAL gridgov.preassigned = 'off'"))
-    duplicates = conn.execute(text(
-        """
-        SELECT s.row_number, k.incident_id
-        FROM incident_stage s JOIN incident_key k USING (source, source_key)
-        WHERE s.source_key IS NOT NULL AND k.incident_id <> s.id
-        ORDER BY s.row_number
-        """
-    )).all()
-    conn.execute(text("DROP TABLE incident_stage, incident_claimed"))
-    return BulkResult(loaded, [(r.row_number, r.incident_id) for r in duplicates])
-
-
+# -- bulk loads (gis.bulk_load) -------------------------------------------------------------
 def grid_chain_ids(conn: Connection, generation_id: int) -> dict[str, tuple[int, int, int]]:
     """grid code → (grid id, community id, street id) for a generation: what a bulk load needs
     to turn the in-memory engine's grid codes into foreign keys."""

@@ -513,24 +513,24 @@ def test_a_failure_mid_load_leaves_nothing_and_a_rerun_loads_everything(store, t
     rows = sample_rows(20)
     rows[3]["class_code"] = "E9999"
     path = write_csv(tmp_path / "in.csv", rows)
-    real = incidents.bulk_insert
+    real = incidents.BulkLoad.write
     calls = []
 
-    def failing(conn, rows_, batch_id):
-        result = real(conn, rows_, batch_id)  # the COPY has happened
+    def failing(load, rows_):
+        result = real(load, rows_)  # the COPY has happened
         calls.append(result.loaded)
         if len(calls) == 3:
             raise RuntimeError("disk full")
         return result
 
-    monkeypatch.setattr(incidents, "bulk_insert", failing)
+    monkeypatch.setattr(incidents.BulkLoad, "write", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         run(store, path, chunk_size=5)
     assert sum(calls) > 0
     assert counts(store) == {"incident": 0, "incident_key": 0, "import_batch": 0,
                              "incident_reject": 0}
     assert not list(tmp_path.glob("*.rejects.csv*"))
-    monkeypatch.setattr(incidents, "bulk_insert", real)
+    monkeypatch.setattr(incidents.BulkLoad, "write", real)
     summary = run(store, path, chunk_size=5)
     assert (summary.loaded, summary.rejected) == (19, 1)
 
@@ -677,7 +677,7 @@ def test_cli_unexpected_error_exits_1(store, cli, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(incidents, "bulk_insert", broken)
+    monkeypatch.setattr(incidents.BulkLoad, "write", broken)
     result = cli("incidents", "import", write_csv(tmp_path / "in.csv", sample_rows(2)))
     assert result.exit_code == 1 and "boom" in result.output
     assert counts(store)["import_batch"] == 0

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
 from gis.boundaries import activate, active_generation_id, create_generation
+from gis.bulk_load import BULK_COLUMNS, bulk_insert
 from gis.catalogues import load_classes
 from gis.crs import from_cgcs2000
-from gis.incidents import IncidentError, bulk_insert, grid_chain_ids, report_incident
+from gis.incidents import IncidentError, grid_chain_ids, report_incident
 from tests.factories import lattice, small_hierarchy
 
 AT = datetime(2019, 5, 6, 9, 30, tzinfo=UTC)
@@ -95,19 +97,19 @@ def test_bulk_insert_keeps_preassignment_and_reports_duplicates(store):
         generation = active_generation_id(conn)
         chain = grid_chain_ids(conn, generation)
         grid, community, street = chain["320213002001004"]
-        rows = [
+        rows = pd.DataFrame([
             (1, "bulk_import", "k1", "E0102", "", AT, 120.31, 31.571, 120.31, 31.571,
              "cgcs2000", "assigned", generation, grid, community, street),
             (2, "bulk_import", "k1", "E0102", "", AT, 120.31, 31.571, 120.31, 31.571,
              "cgcs2000", "assigned", generation, grid, community, street),
             (3, "bulk_import", None, "E0102", "", AT, None, None, None, None, "cgcs2000",
              "invalid", None, None, None, None),
-        ]
+        ], columns=BULK_COLUMNS)
         result = bulk_insert(conn, rows, batch_id=None)
     assert result.loaded == 2
     assert [row for row, _ in result.duplicates] == [2]
     with store.begin() as conn:
-        again = bulk_insert(conn, rows[:1], batch_id=None)
+        again = bulk_insert(conn, rows.iloc[:1], batch_id=None)
         stored = conn.execute(text(
             "SELECT g.code FROM incident i JOIN unit g ON g.id = i.grid_id")).scalars().all()
     assert again.loaded == 0 and again.duplicates[0][1] == result.duplicates[0][1]
