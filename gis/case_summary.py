@@ -1,4 +1,5 @@
-"""Case counts for operators: per state and per department, overdue and reworked."""
+"""Case counts for operators: per state and per department, overdue and reworked; and the
+period the pages show when none is asked for (:func:`default_period`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
-from gis.periods import Period
+from gis.periods import SHANGHAI, Period, parse_period
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,12 @@ def summarise_cases(conn: Connection, period: Period, now: datetime) -> CaseSumm
         """), params).one()
     return CaseSummary(period.label, figures.total, by_state, departments, figures.overdue,
                        figures.late, figures.reworked, figures.returned)
+
+
+def default_period(conn: Connection, now: datetime | None = None) -> Period:
+    """The last complete year with cases; the current year if there is none."""
+    now = now or datetime.now(SHANGHAI)
+    this_year = parse_period(str(now.year))
+    latest = conn.execute(text("SELECT max(reported_at) FROM case_file WHERE reported_at < :s"),
+                          {"s": this_year.start}).scalar()
+    return parse_period(str(latest.astimezone(SHANGHAI).year)) if latest else this_year

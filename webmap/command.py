@@ -33,7 +33,7 @@ from flask_babel import gettext as _
 from werkzeug.routing import BuildError
 
 from gis import command_centre as centre
-from gis.case_summary import summarise_cases
+from gis.case_summary import default_period, summarise_cases
 from gis.duplicates import suggest_duplicates
 from gis.indicators import LEVELS, compare_periods, pass_rate, unit_indicators
 from gis.masking import mask_name, mask_phone
@@ -45,7 +45,6 @@ from webmap import current_store
 from webmap.auth import roles_required, user
 from webmap.charts import bar_chart, line_chart
 from webmap.exports import CSV_MIME, XLSX_MIME, Column, to_csv, to_xlsx
-from webmap.heatmaps import default_period
 from webmap.i18n import (
     ACTION_LABELS,
     INDICATOR_LABELS,

@@ -7,7 +7,8 @@ optional online base maps are overlays. With a second period the page shows the 
 (after − before) on a diverging palette centred on 0 instead.
 
 Builders take data (unit frames, indicator frames, heat points) and return a ``folium.Map``;
-the loaders read that data from PostGIS; :func:`indicator_map` does both. No Flask here: the
+the data comes from ``gis`` (:mod:`gis.indicators`, :func:`gis.incident_heat.heat_points`,
+:func:`gis.case_summary.default_period`); :func:`indicator_map` does both. No Flask here: the
 CLI writes the map with ``webmap.maps.render_standalone``, the app serves it with
 ``webmap.maps.use_served_assets``.
 """
@@ -21,7 +22,6 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 import folium
 import folium.plugins
@@ -32,12 +32,15 @@ import pandas as pd
 import shapely
 from branca.element import MacroElement
 from folium.template import Template
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
+from gis.case_summary import default_period as default_period  # re-exported for the views
 from gis.crs import transform_geometry, wgs84_to_gcj02
+from gis.incident_heat import HEAT_DECIMALS
+from gis.incident_heat import heat_points as load_heat_points
 from gis.indicators import INDICATORS, all_levels, compare_levels
 from gis.models import SOURCES
-from gis.periods import SHANGHAI, Period, parse_period
+from gis.periods import Period, parse_period
 from webmap.maps import (
     BACKGROUND,
     DEFAULT_TOLERANCES_M,
@@ -60,7 +63,6 @@ DEFAULT_K = 5
 MAX_K = 9
 #: Coordinate decimals per level: 5 (~1 m) is finer than the street outlines' 10 m tolerance.
 DECIMALS = {"street": 5, "community": 6, "grid": 6}
-HEAT_DECIMALS = 4  # incidents are binned to ~10 m cells, weighted by their count
 AMAP_TILES = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
               "&x={x}&y={y}&z={z}")
 NATURAL_BREAKS_SEED = 0
@@ -434,39 +436,12 @@ def _flag(value: str | None, default: bool) -> bool:
 
 
 # -- loading --------------------------------------------------------------------------------------
-def default_period(conn: Connection, now: datetime | None = None) -> Period:
-    """The last complete year with cases; the current year if there is none."""
-    now = now or datetime.now(SHANGHAI)
-    this_year = parse_period(str(now.year))
-    latest = conn.execute(text("SELECT max(reported_at) FROM case_file WHERE reported_at < :s"),
-                          {"s": this_year.start}).scalar()
-    return parse_period(str(latest.astimezone(SHANGHAI).year)) if latest else this_year
-
-
 def load_values(conn: Connection, options: MapOptions) -> dict[str, pd.DataFrame]:
     """Per level, the indicator frame (or the comparison frame) indexed by unit code."""
     levels = tuple(options.levels)
     if options.compare is None:
         return all_levels(conn, options.period, levels=levels)
     return compare_levels(conn, options.compare, options.period, levels=levels)
-
-
-def load_heat_points(conn: Connection, period: Period, *, class_code: str | None = None,
-                     source: str | None = None) -> np.ndarray:
-    """Assigned incidents reported in ``period`` as ``[lat, lon, count]`` rows, binned to
-    ~10 m; ``class_code`` is a class code or a prefix of one (E01: every E01xx class)."""
-    filters = ["location_status = 'assigned'", "reported_at >= :start", "reported_at < :end"]
-    if class_code:
-        filters.append("class_code LIKE :cls")
-    if source:
-        filters.append("source = :source")
-    sql = f"""
-        SELECT round(ST_Y(geom)::numeric, {HEAT_DECIMALS})::float8 AS lat,
-               round(ST_X(geom)::numeric, {HEAT_DECIMALS})::float8 AS lon, count(*) AS n
-        FROM incident WHERE {' AND '.join(filters)} GROUP BY 1, 2 ORDER BY 1, 2"""
-    rows = conn.execute(text(sql), {"start": period.start, "end": period.end,
-                                    "cls": f"{class_code}%", "source": source}).all()
-    return np.array(rows, dtype=float).reshape(-1, 3)
 
 
 # -- geometry -------------------------------------------------------------------------------------

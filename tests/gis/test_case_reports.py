@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gis.case_summary import summarise_cases
+from gis.case_summary import default_period, summarise_cases
 from gis.duplicates import radius_for, suggest_duplicates
 from gis.periods import parse_period
 from gis.workflow import Actor
@@ -54,6 +54,18 @@ def test_summary_counts_states_departments_overdue_and_rework(world):
     assert summary.overdue_open == 2  # the reworked and the reported case, ten days on
     rows = {row["department"]: row for row in summary.by_department}
     assert rows["综合行政执法局"]["cases"] == 2 and rows["(not dispatched)"]["cases"] == 1
+
+
+def test_default_period_is_the_last_complete_year_with_cases(world):
+    engine, workflow, _ = world
+    with engine.connect() as conn:  # no cases: the current year
+        assert default_period(conn, datetime(2021, 3, 1, tzinfo=CST)).label == "2021"
+    new_case(engine, workflow)  # May 2019
+    with engine.connect() as conn:
+        assert default_period(conn, datetime(2021, 3, 1, tzinfo=CST)).label == "2019"
+        assert default_period(conn, datetime(2020, 1, 1, tzinfo=CST)).label == "2019"
+        # the running year's cases do not count until the year is over
+        assert default_period(conn, datetime(2019, 7, 1, tzinfo=CST)).label == "2019"
 
 
 def test_duplicate_suggestion_by_class_and_radius(world):
