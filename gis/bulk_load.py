@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 SRID = 4490
 #: The columns of the frame ``BulkLoad.write`` takes. ``reported_at`` is timezone-aware (or naive
@@ -155,17 +155,7 @@ class BulkLoad:
             "id": pa.array(ids[keyed], type=pa.int64()),
             "reported_at": _timestamps(at[keyed]),
         })))  # fmt: skip
-        claimed = self.conn.execute(text(
-            """
-            WITH claimed AS (
-                INSERT INTO incident_key (source, source_key, incident_id, reported_at)
-                SELECT source, source_key, id, reported_at FROM incident_claim ORDER BY position
-                ON CONFLICT DO NOTHING
-                RETURNING 1
-            )
-            SELECT count(*) FROM claimed
-            """
-        )).scalar_one()
+        claimed = self._insert_keys()
         if claimed == len(keyed):
             return keep, []
         lost = self.conn.execute(text(
@@ -179,6 +169,41 @@ class BulkLoad:
         keep[[position for position, _ in lost]] = False
         row_number = rows["row_number"].to_numpy()
         return keep, [(int(row_number[position]), holder) for position, holder in lost]
+
+    def _insert_keys(self) -> int:
+        """Insert the claim table's keys that are not taken yet (the first row of each wins);
+        how many were inserted.
+
+        A fresh load's keys are all free, and a plain INSERT of them costs half of ``ON
+        CONFLICT DO NOTHING``'s speculative insertion, so that is tried first. If a key is
+        taken already (a re-run, a repeated row, a concurrent writer), it fails on the unique
+        index; then it is undone and redone the careful way.
+        """
+        try:
+            with self.conn.begin_nested():
+                return self.conn.execute(text(
+                    """
+                    INSERT INTO incident_key (source, source_key, incident_id, reported_at)
+                    SELECT DISTINCT ON (source, source_key) source, source_key, id, reported_at
+                    FROM incident_claim
+                    ORDER BY source, source_key, position
+                    """
+                )).rowcount
+        except IntegrityError as exc:
+            if not isinstance(exc.orig, pg_errors.UniqueViolation):
+                raise
+        return self.conn.execute(text(
+            """
+            WITH claimed AS (
+                INSERT INTO incident_key (source, source_key, incident_id, reported_at)
+                SELECT source, source_key, id, reported_at FROM incident_claim
+                ORDER BY source, source_key, position
+                ON CONFLICT DO NOTHING
+                RETURNING 1
+            )
+            SELECT count(*) FROM claimed
+            """
+        )).scalar_one()
 
     def _targets(self, at: np.ndarray) -> np.ndarray:
         """The table each row goes to: its partition's fresh table, or ``incident``."""
@@ -277,8 +302,8 @@ class BulkLoad:
                 if name.startswith(fresh):
                     self.conn.execute(text(f'ALTER INDEX "{name}" RENAME TO '
                                            f'"{old}{name[len(fresh):]}"'))
-        except OperationalError as exc:
-            if not isinstance(exc.orig, pg_errors.LockNotAvailable):
+        except OperationalError as exc:  # busy, or caught in a deadlock: give way
+            if not isinstance(exc.orig, pg_errors.LockNotAvailable | pg_errors.DeadlockDetected):
                 raise
             savepoint.rollback()
             return False
@@ -454,7 +479,7 @@ def _strings_from_buffer(data: bytes, n: int, width: int,
 
 
 def _strings(values: pd.Series) -> pa.Array:
-    return pa.array(values.astype(object).where(values.notna(), None), type=pa.string())
+    return pa.array(values, type=pa.string(), from_pandas=True)  # None and NaN become NULL
 
 
 def _floats(values: pd.Series) -> pa.Array:

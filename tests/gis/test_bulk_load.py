@@ -194,3 +194,45 @@ def test_bad_rows_are_refused_with_row_and_column(store):
             BulkLoad(conn).write(rows)
         with pytest.raises(ValueError, match="lack column"):
             BulkLoad(conn).write(rows.drop(columns=["lon"]))
+
+
+def test_timestamps_and_points_are_spelled_exactly():
+    """The numpy-built COPY text equals pandas' and shapely's spelling, value for value."""
+    import shapely
+
+    from gis.bulk_load import _ewkb_points, _timestamps
+
+    rng = np.random.default_rng(7)
+    micros = rng.integers(-(10**15), 4 * 10**15, 5_000)
+    micros[:4] = [0, -1, 10**15 + 999_999, 951_782_400 * 10**6]  # epoch, before, .999999, 29 Feb
+    expected = pd.to_datetime(micros, unit="us", utc=True).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    assert _timestamps(micros).to_pylist() == list(expected)
+    far = np.array([-(10**17)], dtype=np.int64)  # year < 1000: Arrow's own spelling
+    assert str(_timestamps(far).type) == "timestamp[us, tz=UTC]"
+    lon, lat = rng.uniform(-180, 180, 1_000), rng.uniform(-90, 90, 1_000)
+    lon[3], lat[7] = np.nan, np.inf
+    points = shapely.set_srid(shapely.points(lon, lat), 4490)
+    expected = shapely.to_wkb(points, hex=True, include_srid=True).tolist()
+    expected[3] = expected[7] = None
+    assert _ewkb_points(lon, lat).to_pylist() == expected
+
+
+def test_a_key_stored_concurrently_turns_the_row_into_its_duplicate(store):
+    """Another session stores key "x" while the load claims it: the load's fast INSERT fails on
+    the unique index once that session commits, and the careful claim takes over."""
+    import threading
+
+    other = store.connect()
+    tx = other.begin()
+    first = report_incident(other, source="bulk_import", class_code="E0102", source_key="x",
+                            reported_at=datetime(2019, 2, 1, tzinfo=UTC), x=LON, y=LAT)
+    timer = threading.Timer(0.5, tx.commit)
+    timer.start()
+    try:
+        with store.begin() as conn:
+            result = BulkLoad(conn).write(make_rows(conn, 2, datetime(2019, 3, 1, tzinfo=UTC),
+                                                    keys=["x", "y"]))
+    finally:
+        timer.join()
+        other.close()
+    assert result.loaded == 1 and result.duplicates == [(1, first.id)]
