@@ -61,6 +61,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -1160,8 +1161,8 @@ def import_reader(engine: Engine, reader: Reader, options: ImportOptions,
                               getattr(reader, "delimiter", ","))
             load = BulkLoad(conn, summary.batch_id)
             with Progress(reader.total, progress) as bar:
-                for batch in reader.batches(options.chunk_size):
-                    _load_batch(load, batch, plan, summary, sink, bar)
+                for prepared, rows in _prepared_ahead(reader.batches(options.chunk_size), plan):
+                    _load_batch(load, prepared, rows, summary, sink, bar)
                 bar.step("indexing")
                 load.finish()
                 bar.step("committing")
@@ -1190,12 +1191,35 @@ def _hold_generation(conn: Connection, generation_id: int) -> None:
                                "import was being prepared; run it again")
 
 
-def _load_batch(load: BulkLoad, batch: Batch, plan: Plan, summary: ImportSummary,
+def _prepared_ahead(batches: Iterable[Batch],
+                    plan: Plan) -> Iterator[tuple[Prepared, pd.DataFrame]]:
+    """Each chunk validated and converted (``prepare`` and ``bulk_rows``) in a worker thread
+    while the database stores the one before it: numpy, pandas and Arrow release the GIL, and so
+    does psycopg while it waits for the server."""
+    def work(batch: Batch) -> tuple[Prepared, pd.DataFrame]:
+        prepared = prepare(batch, plan)
+        return prepared, prepared.bulk_rows(plan.generation_id)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridgov-prepare") as pool:
+        pending: Future | None = None
+        try:
+            for batch in batches:
+                ahead = pool.submit(work, batch)
+                if pending is not None:
+                    yield pending.result()
+                pending = ahead
+            if pending is not None:
+                yield pending.result()
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+
+def _load_batch(load: BulkLoad, prepared: Prepared, rows: pd.DataFrame, summary: ImportSummary,
                 sink: RejectSink, bar: Progress) -> None:
-    bar.step("validating")
-    prepared = prepare(batch, plan)
+    batch = prepared.batch
     bar.step("loading")
-    result = load.write(prepared.bulk_rows(plan.generation_id))
+    result = load.write(rows)
     duplicate_idx = np.searchsorted(batch.rows, [row for row, _ in result.duplicates])
     rej = prepared.rejections
     rejected_idx = np.flatnonzero(rej.rejected)
