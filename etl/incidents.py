@@ -1053,6 +1053,7 @@ class ImportSummary:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     rejects_file: str | None = None
+    partitions_rebuilt: list[str] = field(default_factory=list)  # built aside, swapped in
 
     @property
     def rows_per_s(self) -> float:
@@ -1102,6 +1103,9 @@ class ImportSummary:
             lines.append(f"    {count:>10,}  {reason}")
         if self.rejects_file:
             lines.append(f"  rejects file: {self.rejects_file}")
+        if self.partitions_rebuilt:
+            lines.append("  built aside and swapped in (were empty): "
+                         + ", ".join(self.partitions_rebuilt))
         lines.append(f"  {self.seconds:.1f} s, {self.rows_per_s:,.0f} rows/s")
         if self.dry_run:
             lines.append("dry run: everything was rolled back, nothing was stored")
@@ -1164,7 +1168,7 @@ def import_reader(engine: Engine, reader: Reader, options: ImportOptions,
                 for prepared, rows in _prepared_ahead(reader.batches(options.chunk_size), plan):
                     _load_batch(load, prepared, rows, summary, sink, bar)
                 bar.step("indexing")
-                load.finish()
+                summary.partitions_rebuilt = load.finish().swapped
                 bar.step("committing")
             summary.seconds = time.perf_counter() - started
             _finish_batch(conn, summary)

@@ -91,10 +91,11 @@ class BulkLoad:
     """
 
     def __init__(self, conn: Connection, batch_id: int | None = None, *,
-                 swap_partitions: bool = True, swap_min_rows: int = SWAP_MIN_ROWS,
+                 swap_partitions: bool = True, swap_min_rows: int | None = None,
                  lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> None:
         self.conn, self.batch_id = conn, batch_id
-        self.swap_min_rows, self.lock_timeout_ms = swap_min_rows, lock_timeout_ms
+        self.swap_min_rows = SWAP_MIN_ROWS if swap_min_rows is None else swap_min_rows
+        self.lock_timeout_ms = lock_timeout_ms
         self.partitions = _range_partitions(conn) if swap_partitions else []
         self._lowers = np.array([p.lower for p in self.partitions], dtype=np.int64)
         self._checked: set[str] = set()

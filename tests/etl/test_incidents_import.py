@@ -535,6 +535,51 @@ def test_a_failure_mid_load_leaves_nothing_and_a_rerun_loads_everything(store, t
     assert (summary.loaded, summary.rejected) == (19, 1)
 
 
+def _partition_oids(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text(
+            "SELECT c.relname, c.oid FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'incident'::regclass")).all())
+
+
+def test_empty_years_are_built_aside_swapped_in_and_rolled_back_whole(store, tmp_path,
+                                                                    monkeypatch):
+    """With the swap threshold at one row, an import into empty years takes the bulk path:
+    the same rows, duplicates and rejects as ever; a failure after the swap undoes it all."""
+    monkeypatch.setattr("gis.bulk_load.SWAP_MIN_ROWS", 1)
+    rows = sample_rows(12)
+    for k in range(6):  # half of them in 2018 (local time), the rest in 2019
+        rows[k]["reported_at"] = f"2018-12-{20 + k} 09:30:00"
+    rows[1]["class_code"] = "E9999"
+    rows[7]["source_key"] = rows[6]["source_key"]
+    path = write_csv(tmp_path / "in.csv", rows)
+    before = _partition_oids(store)
+    real = incidents._finish_batch
+
+    def failing(conn, summary):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(incidents, "_finish_batch", failing)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(store, path, chunk_size=4)
+    assert _partition_oids(store) == before
+    assert counts(store) == {"incident": 0, "incident_key": 0, "import_batch": 0,
+                             "incident_reject": 0}
+    monkeypatch.setattr(incidents, "_finish_batch", real)
+    summary = run(store, path, chunk_size=4)
+    assert (summary.loaded, summary.duplicates, summary.rejected) == (10, 1, 1)
+    assert summary.partitions_rebuilt == ["incident_y2018", "incident_y2019"]
+    assert "swapped in (were empty): incident_y2018, incident_y2019" in summary.to_text()
+    after = _partition_oids(store)
+    assert {n for n in after if after[n] != before[n]} == {"incident_y2018", "incident_y2019"}
+    loaded = stored(store)
+    assert len(loaded) == 10 and all(r.location_status == "assigned" for r in loaded)
+    assert [r.grid for r in loaded] == [CELLS[list(CELLS)[k % 5]] for k in range(12)
+                                        if k not in (1, 7)]
+    again = run(store, path, chunk_size=4)  # the partitions have rows now: loaded in place
+    assert (again.loaded, again.duplicates, again.partitions_rebuilt) == (0, 11, [])
+
+
 def _write_big_csv(path: Path, n: int) -> None:
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({
