@@ -454,6 +454,8 @@ def incidents_import(file: Path, mappings, source, crs, timezone, encoding, deli
     loaded, and duplicates of stored (source, source_key), are kept in incident_reject and the
     rejects file, numbered from 1 for the first data row (a CSV header does not count). Rows
     without a source key get one from their content, so a re-run loads nothing twice.
+    A year whose partition is empty (history, a new year) and receives at least 50,000 rows
+    is built aside and swapped in at the end, holding the incident table for a moment.
     Exit status: 0 (even with rejected rows), 2 if the file cannot be read, 1 on errors.
     """
     from etl.incidents import ImportOptions, parse_mapping
