@@ -100,15 +100,14 @@ def scratch_database(
 
 def prepare_database(url: str) -> Engine:
     """Schema, the shipped Liangxi generation and every catalogue."""
-    from etl.cli import _catalogue_steps
     from gis.boundaries import load_shipped
+    from gis.catalogues import load_catalogues
     from gis.database import get_engine, upgrade
 
     upgrade(url)
     engine = get_engine(url)
     load_shipped(engine)
-    for _what, load in _catalogue_steps(None):
-        load(engine)
+    load_catalogues(engine)
     return engine
 
 

@@ -349,21 +349,13 @@ def catalogues() -> None:
     """Reference catalogues: classes, deadlines, organisation, power list, staff, area classes."""
 
 
-def _catalogue_steps(classes_path: Path | None):
-    """(what, loader taking the engine) in dependency order, each file in its own transaction
-    (for callers that load step by step; `gridgov catalogues load` loads all at once)."""
-    from gis.catalogues import catalogue_files
-
-    return tuple((c.what, c.load) for c in catalogue_files(classes=classes_path))
-
-
 @catalogues.command("load")
 @click.option("--path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Class catalogue CSV (default: classes.csv in --dir).")
 @click.option("--dir", "folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder holding the catalogue files (default: data/catalogues).")
 def catalogues_load(path: Path | None, folder: Path | None) -> None:
-    """Load every catalogue under data/catalogues in dependency order (idempotent).
+    """Load every catalogue under data/catalogues (or --dir) in dependency order (idempotent).
 
     Classes, deadline rules, departments, power items, class routes and powers, staff, grid
     staff and grid area classes. Every file is checked first and all are written in one

@@ -1055,12 +1055,11 @@ def scratch_database(server_url: str) -> Iterator[str]:
 
 def prepare_district(engine: Engine) -> None:
     """The shipped Liangxi generation and every catalogue, as `make demo` loads them."""
-    from etl.cli import _catalogue_steps
     from gis.boundaries import load_shipped
+    from gis.catalogues import load_catalogues
 
     load_shipped(engine)
-    for _, load in _catalogue_steps(None):
-        load(engine)
+    load_catalogues(engine)
 
 
 def trial(engine: Engine, config: SimulationConfig, year: int, *, seed: int,

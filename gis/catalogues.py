@@ -75,12 +75,6 @@ class Catalogue:
     read: Callable[[Path], Any]
     write: Callable[[Connection, Any], int]
 
-    def load(self, engine: Engine) -> int:
-        """This file alone, in its own transaction."""
-        entries = self.read(self.path)
-        with engine.begin() as conn:
-            return self.write(conn, entries)
-
 
 def catalogue_files(folder: Path = CATALOGUE_DIR,
                     classes: Path | None = None) -> tuple[Catalogue, ...]:
