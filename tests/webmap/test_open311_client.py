@@ -6,13 +6,12 @@
 - georeport (PyPI ``georeport``, Apache-2.0): reads services, a definition and requests, in
   XML (parsed by xmltodict) and JSON; it cannot post.
 
-The app runs in a werkzeug server in a thread, on the module's own database (the world of
-test_open311).
+The app is served by the shared :func:`tests.browser.live_server` (a werkzeug server in a
+thread), on the module's own database (the world of test_open311).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -20,8 +19,8 @@ from civicbot.http import HttpError, HttpTransport, RateLimiter
 from civicbot.open311 import Open311Client, ValidationError
 from civicbot.registry import Endpoint
 from georeport import GeoReport
-from werkzeug.serving import make_server
 
+from tests.browser import live_server
 from tests.webmap.test_open311 import CAEB, GRID_WEST, World, build_world, point_in, validate
 
 
@@ -34,14 +33,8 @@ def world(database_factory, template_name) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def base_url(world: World) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, world.app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/open311/v2"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with live_server(world.app) as origin:
+        yield f"{origin}/open311/v2"
 
 
 @pytest.fixture
