@@ -611,8 +611,26 @@ def main(argv: list[str] | None = None) -> dict:
         result["postgis"] = f"skipped ({postgis})"
     if len(summaries) > 1:
         result["sizes"] = summaries
+    result["target_met"] = verdict(result)
     print(json.dumps(result, ensure_ascii=False))
     return result
+
+
+TARGET_POINTS, TARGET_RATIO = 10_000_000, 20.0
+
+
+def verdict(result: dict) -> bool | None:
+    """Print whether the acceptance target is met: at 10⁷ points, at least 20× the throughput
+    of ``geopandas.sjoin`` with zero disagreements. None (not judged) at other sizes."""
+    ratio, disagree = result["ratio_vs_sjoin"], result["disagreements"]
+    if result["points"] != TARGET_POINTS:
+        print(f"target (≥{TARGET_RATIO:g}× sjoin at 10⁷ points): not judged at "
+              f"{result['points']:,} points ({ratio:.1f}×, {disagree} disagreements)")
+        return None
+    met = ratio >= TARGET_RATIO and disagree == 0
+    print(f"target (≥{TARGET_RATIO:g}× sjoin at 10⁷ points, 0 disagreements): "
+          f"{'MET' if met else 'NOT MET'} ({ratio:.1f}×, {disagree} disagreements)")
+    return met
 
 
 if __name__ == "__main__":

@@ -409,8 +409,26 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if args.core:
         summary["core_rows_per_s"] = round(results[1].rate)
+    summary["target_met"] = verdict(summary)
     print(json.dumps(summary))
     return summary
+
+
+TARGET_ROWS, TARGET_RATIO = 1_000_000, 3.0
+
+
+def verdict(summary: dict) -> bool | None:
+    """Print whether the acceptance target is met: at 10⁶ incidents, the importer at least 3×
+    as fast as INSERT + set-based UPDATE with zero disagreements. None at other sizes."""
+    ratio, disagree = summary["ratio"], summary["disagreements"]
+    if summary["rows"] != TARGET_ROWS:
+        print(f"target (≥{TARGET_RATIO:g}× insert+update at 10⁶ rows): not judged at "
+              f"{summary['rows']:,} rows ({ratio:.2f}×, {disagree} disagreements)")
+        return None
+    met = ratio >= TARGET_RATIO and disagree == 0
+    print(f"target (importer ≥{TARGET_RATIO:g}× insert+update at 10⁶ rows, 0 disagreements): "
+          f"{'MET' if met else 'NOT MET'} ({ratio:.2f}×, {disagree} disagreements)")
+    return met
 
 
 if __name__ == "__main__":

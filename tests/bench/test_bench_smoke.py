@@ -73,10 +73,31 @@ def test_assign_benchmark_says_when_postgis_is_skipped(capsys):
 
 def test_load_benchmark(capsys, database_factory):
     url = database_factory.server_url
-    returned = bench_load.main(["--rows", "2000", "--batch", "300", "--server-url", url])
-    result = last_json(capsys)
+    returned = bench_load.main(
+        ["--rows", "2000", "--batch", "300", "--in-place", "--server-url", url])
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
     assert result == returned
     assert set(result) >= LOAD_FIELDS
     assert result["rows"] == 2000
     assert result["disagreements"] == 0
+    assert "core, in place (no swap)" in out and result["target_met"] is None
+    assert "not judged at 2,000 rows" in out
     assert leftover_databases(url) == []
+
+
+@pytest.mark.parametrize(("module", "size_key", "size", "ratio_key", "ratio", "disagree", "met"), [
+    (bench_load, "rows", 1_000_000, "ratio", 3.2, 0, True),
+    (bench_load, "rows", 1_000_000, "ratio", 2.9, 0, False),
+    (bench_load, "rows", 1_000_000, "ratio", 9.0, 1, False),
+    (bench_load, "rows", 5_000, "ratio", 9.0, 0, None),
+    (bench_assign, "points", 10_000_000, "ratio_vs_sjoin", 150.0, 0, True),
+    (bench_assign, "points", 10_000_000, "ratio_vs_sjoin", 19.9, 0, False),
+    (bench_assign, "points", 10_000_000, "ratio_vs_sjoin", 150.0, 2, False),
+    (bench_assign, "points", 1_000_000, "ratio_vs_sjoin", 150.0, 0, None),
+])
+def test_the_benchmarks_say_whether_their_target_is_met(capsys, module, size_key, size,
+                                                         ratio_key, ratio, disagree, met):
+    assert module.verdict({size_key: size, ratio_key: ratio, "disagreements": disagree}) is met
+    out = capsys.readouterr().out
+    assert {True: "MET (", False: "NOT MET", None: "not judged"}[met] in out
