@@ -10,8 +10,9 @@ in-memory engine (same edge rule as the trigger), so the database only has to st
    incident it repeats;
 3. the rows go in with one ``COPY … (FORMAT csv)`` per target, the CSV written by Arrow with
    no per-row Python. Rows of a year whose partition was empty when the load first reached it
-   go to a fresh table beside that partition, with no index and no trigger; all other rows go
-   into ``incident`` (the trigger keeps their assignment: ``gridgov.preassigned``).
+   (never written to: its heap has no page) go to a fresh table beside that partition, with no
+   index and no trigger; all other rows go into ``incident`` (the trigger keeps their
+   assignment: ``gridgov.preassigned``).
 
 ``finish()`` then makes each fresh table its year's partition, the way PostgreSQL's manual
 advises for bulk loads (load first, index after, attach): it builds the parent's indexes and
@@ -114,7 +115,7 @@ class BulkLoad:
         at = _utc_micros(rows["reported_at"])
         ids = self._reserve_ids(len(rows))
         keep, duplicates = self._claim_keys(rows, ids, at)
-        target = self._targets(at)
+        target = self._targets(at, keep)
         for name in pd.unique(target[keep]):
             chosen = keep & (target == name)
             self._copy(name, _incident_csv(rows[chosen], ids[chosen], at[chosen],
@@ -206,8 +207,9 @@ class BulkLoad:
             """
         )).scalar_one()
 
-    def _targets(self, at: np.ndarray) -> np.ndarray:
-        """The table each row goes to: its partition's fresh table, or ``incident``."""
+    def _targets(self, at: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """The table each row goes to: its partition's fresh table, or ``incident``; counts
+        the kept rows each fresh table receives."""
         target = np.full(len(at), "incident", dtype=object)
         if not self.partitions:
             return target
@@ -220,7 +222,7 @@ class BulkLoad:
             if fresh is not None:
                 hit = inside & (slot == s)
                 target[hit] = fresh
-                partition.rows += int(hit.sum())
+                partition.rows += int((hit & keep).sum())
         return target
 
     def _fresh_table(self, partition: Partition) -> str | None:
@@ -228,14 +230,19 @@ class BulkLoad:
         partition is empty then; None if it was not."""
         if partition.name not in self._checked:
             self._checked.add(partition.name)
-            empty = self.conn.execute(
-                text(f'SELECT NOT EXISTS (SELECT 1 FROM "{partition.name}")')).scalar_one()
-            if empty:
+            if self._never_written(partition.name):
                 partition.fresh = _fresh_name(self.conn, partition.name)
                 self.conn.execute(text(
                     f'CREATE TABLE "{partition.fresh}" '
                     "(LIKE incident INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
         return partition.fresh
+
+    def _never_written(self, table: str) -> bool:
+        """True if no row was ever written to ``table``: its heap has no page. Unlike a query
+        this sees rows whatever the transaction's snapshot (repeatable read, serializable),
+        and rows deleted since count as written, which errs on the safe side."""
+        return self.conn.execute(text("SELECT pg_relation_size(CAST(:t AS regclass)) = 0"),
+                                 {"t": f'"{table}"'}).scalar_one()
 
     def _copy(self, table: str, payload: bytes) -> None:
         """COPY a CSV payload into ``table`` (``STORED_COLUMNS``, except for the claim table)."""
@@ -287,7 +294,7 @@ class BulkLoad:
             self.conn.execute(text(f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}"))
             self.conn.execute(text("LOCK TABLE incident IN ACCESS EXCLUSIVE MODE"))
             self.conn.execute(text("SET LOCAL lock_timeout = DEFAULT"))
-            if self.conn.execute(text(f'SELECT EXISTS (SELECT 1 FROM "{old}")')).scalar_one():
+            if not self._never_written(old):
                 savepoint.rollback()
                 return False
             self.conn.execute(text(f'ALTER TABLE incident DETACH PARTITION "{old}"'))

@@ -138,6 +138,22 @@ def test_rows_arriving_during_the_load_make_it_pour_instead(store):
         assert conn.execute(text("SELECT count(*) FROM incident_y2019")).scalar_one() == 31
 
 
+def test_a_row_committed_after_a_repeatable_read_snapshot_is_not_swapped_away(store):
+    """The emptiness check must not trust the snapshot: a row another session commits after a
+    repeatable-read load began is invisible to its queries, yet would be dropped by a swap."""
+    conn = store.connect().execution_options(isolation_level="REPEATABLE READ")
+    with conn, conn.begin():
+        conn.execute(text("SELECT count(*) FROM incident"))  # the snapshot is taken here
+        load = BulkLoad(conn, swap_min_rows=1)
+        load.write(make_rows(conn, 30, datetime(2019, 3, 1, tzinfo=UTC)))
+        report_incident(store, source="hotline", class_code="E0102",
+                        reported_at=datetime(2019, 2, 1, tzinfo=UTC), x=LON, y=LAT)
+        report = load.finish()
+    assert report.swapped == [] and len(report.poured) == 1
+    with store.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM incident_y2019")).scalar_one() == 31
+
+
 def test_a_busy_store_makes_the_swap_give_up_and_pour(store):
     with store.connect() as reader:
         reader.execute(text("SELECT count(*) FROM incident"))  # holds a lock until rollback
