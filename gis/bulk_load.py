@@ -97,7 +97,8 @@ class BulkLoad:
         self.conn, self.batch_id = conn, batch_id
         self.swap_min_rows = SWAP_MIN_ROWS if swap_min_rows is None else swap_min_rows
         self.lock_timeout_ms = lock_timeout_ms
-        self.partitions = _range_partitions(conn) if swap_partitions else []
+        swapping = swap_partitions and _may_swap(conn)
+        self.partitions = _range_partitions(conn) if swapping else []
         self._lowers = np.array([p.lower for p in self.partitions], dtype=np.int64)
         self._checked: set[str] = set()
         self.loaded = 0
@@ -353,6 +354,18 @@ def bulk_insert(conn: Connection, rows: pd.DataFrame, batch_id: int | None = Non
 
 
 # -- helpers -------------------------------------------------------------------------------------
+def _may_swap(conn: Connection) -> bool:
+    """Whether this role may build tables beside ``incident`` and swap them in: that takes
+    owning ``incident`` (DETACH/ATTACH) and creating tables in its schema. A role that may
+    only insert loads in place."""
+    return conn.execute(text(
+        """
+        SELECT pg_has_role(c.relowner, 'USAGE') AND has_schema_privilege(c.relnamespace, 'CREATE')
+        FROM pg_class c WHERE c.oid = 'incident'::regclass
+        """
+    )).scalar_one()
+
+
 def _range_partitions(conn: Connection) -> list[Partition]:
     """The ``incident`` partitions with a plain timestamp range, sorted by their start."""
     out = []

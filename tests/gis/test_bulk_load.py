@@ -252,3 +252,32 @@ def test_a_key_stored_concurrently_turns_the_row_into_its_duplicate(store):
         timer.join()
         other.close()
     assert result.loaded == 1 and result.duplicates == [(1, first.id)]
+
+
+def test_a_role_that_may_only_insert_loads_in_place(store):
+    """An importer role with INSERT but not ownership cannot detach or attach partitions."""
+    import os
+    import uuid
+
+    role = f"gridgov_test_loader_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with store.connect() as conn:
+        if not conn.execute(text("SELECT rolcreaterole OR rolsuper FROM pg_roles "
+                                 "WHERE rolname = current_user")).scalar_one():
+            pytest.skip("the test role may not create roles")
+    with store.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+        try:
+            conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+            conn.execute(text("GRANT SELECT, INSERT ON incident, incident_key, unit, generation "
+                              f"TO {role}"))
+            conn.execute(text(f"GRANT USAGE ON SEQUENCE incident_id_seq TO {role}"))
+            conn.execute(text(f"SET LOCAL ROLE {role}"))
+            load = BulkLoad(conn, swap_min_rows=1)
+            load.write(make_rows(conn, 30, datetime(2019, 3, 1, tzinfo=UTC)))
+            report = load.finish()
+        finally:
+            conn.execute(text("RESET ROLE"))
+        stored = conn.execute(text("SELECT count(*) FROM incident_y2019")).scalar_one()
+        conn.execute(text(f"DROP OWNED BY {role}"))
+        conn.execute(text(f"DROP ROLE {role}"))
+    assert (report.swapped, report.poured, stored) == ([], [], 30)
