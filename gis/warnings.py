@@ -6,10 +6,25 @@ environment lines:
 
 - **Poisson control chart.** The expected count of a series in the period is its rate over the
   baseline window (default the 365 days before the period) times the period's length, floored
-  at half an event per baseline window. The series warns when ``P(X ≥ observed | λ = expected)``
-  is below ``α / m`` (Bonferroni over the ``m`` grid × series tested) and at least
-  ``min_count`` incidents were seen. The control limit shown is the smallest count that
-  would warn.
+  at half an event per baseline window, times the series' **seasonal factor** (below). The
+  series warns when ``P(X ≥ observed | λ = expected)`` is below ``α / m`` (Bonferroni over the
+  ``m`` grid × series tested) and at least ``min_count`` incidents were seen. The control limit
+  shown is the smallest count that would warn.
+- **Seasonal factor** (on by default, ``ScanOptions.seasonal``): one district-wide factor per
+  series (line or class) and period, the same for every grid, estimated from the same
+  calendar window of earlier years relative to those years' average rate
+  (:func:`history_years`, :func:`seasonal_factor`). For ``k = 1 … seasonal_years`` (default 3)
+  the window ``W_k`` is the period moved back ``364·k`` days (52 weeks: the same weekdays, so
+  the weekly rhythm cancels; the season drifts 1.25 days a year), and its reference ``R_k`` is
+  the 364-day window (52 whole weeks) centred on ``W_k``, slid as little as needed to lie
+  between the start of the recorded data (the generation's first assigned incident, at local
+  midnight) and the start of the period. A year is used only if ``R_k`` fits there. With
+  ``C = Σ_k c_k`` (the series' district-wide count in the ``W_k``) and
+  ``E = Σ_k r_k · |W| / 364`` (the count the ``R_k``'s average rate gives for the windows),
+  ``f = (C + a) / (E + a)`` with ``a = seasonal_prior`` (default 10 events: the posterior mean
+  of ``f`` under a Gamma(a, a) prior, mean 1), clipped to ``[1 / clip, clip]`` (default 4).
+  With no usable year (or a period longer than 364 days) ``f = 1``. ``f`` is stored in each
+  warning's ``details`` and listed per series in the scan result.
 - **Getis-Ord Gi\\*** (``esda.G_Local``, ``star=True``, binary queen contiguity of the grid
   polygons from ``libpysal``) on each grid's excess ``max(observed − expected, 0)``: one-sided
   normal p-values of the z-scores, Benjamini–Hochberg at false-discovery rate ``q`` across
@@ -23,8 +38,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import geopandas as gpd
 import numpy as np
@@ -33,7 +49,7 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy import Connection, text
 
-from gis.periods import Period
+from gis.periods import SHANGHAI, Period
 from gis.routing import route_case
 
 FOCUS_LINES = ("food_drug", "production_safety", "environment")
@@ -41,6 +57,11 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_FDR = 0.05
 DEFAULT_BASELINE_DAYS = 365
 DEFAULT_MIN_COUNT = 3
+DEFAULT_SEASONAL_YEARS = 3
+DEFAULT_SEASONAL_PRIOR = 10.0
+DEFAULT_SEASONAL_CLIP = 4.0
+SEASON_SHIFT_DAYS = 364  # 52 weeks: a year back on the same weekdays
+SEASON_REFERENCE_DAYS = 364  # 52 whole weeks: every weekday and (nearly) every season once
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -60,6 +81,72 @@ def poisson_tail(observed: npt.ArrayLike, expected: npt.ArrayLike) -> FloatArray
 def poisson_limit(expected: npt.ArrayLike, alpha: float) -> FloatArray:
     """The smallest count ``x`` with ``P(X ≥ x) ≤ alpha``: the upper control limit."""
     return stats.poisson.isf(alpha, np.asarray(expected, dtype=float)) + 1
+
+
+@dataclass(frozen=True)
+class HistoryYear:
+    """The same window ``back`` years earlier and the reference year around it, ``[start, end)``."""
+
+    back: int
+    window: tuple[datetime, datetime]
+    reference: tuple[datetime, datetime]
+
+
+def history_years(start: datetime, end: datetime, data_start: datetime | None,
+                  years: int = DEFAULT_SEASONAL_YEARS) -> list[HistoryYear]:
+    """The earlier years usable for the seasonal factor of the period ``[start, end)``.
+
+    Year ``k``'s window is the period moved back ``364·k`` days; its reference is the
+    364-day window centred on it (whole days, an odd spare day after it), slid to lie within
+    ``[data_start, start)``. Years whose reference does not fit there are left out; a period
+    longer than 364 days (or no data) has none."""
+    span = timedelta(days=SEASON_REFERENCE_DAYS)
+    if data_start is None or end - start > span:
+        return []
+    found = []
+    for k in range(1, years + 1):
+        shift = timedelta(days=SEASON_SHIFT_DAYS * k)
+        w_start, w_end = start - shift, end - shift
+        pad = timedelta(days=(span - (w_end - w_start)).days // 2)
+        lowest, highest = max(data_start, w_end - span), min(start - span, w_start)
+        if lowest > highest:
+            continue
+        r_start = min(max(w_start - pad, lowest), highest)
+        found.append(HistoryYear(k, (w_start, w_end), (r_start, r_start + span)))
+    return found
+
+
+@dataclass(frozen=True)
+class SeasonalFactor:
+    """A series' seasonal factor ``factor`` and what it was estimated from: ``observed`` (C)
+    events in the windows of ``years`` earlier years, ``expected`` (E) from those years'
+    average rate, ``raw`` = C / E (None when E = 0)."""
+
+    factor: float
+    raw: float | None
+    observed: int
+    expected: float
+    years: int
+
+
+def seasonal_factor(window_counts: Sequence[float], reference_counts: Sequence[float],
+                    window_days: float, reference_days: float = SEASON_REFERENCE_DAYS, *,
+                    prior: float = DEFAULT_SEASONAL_PRIOR,
+                    clip: float = DEFAULT_SEASONAL_CLIP) -> SeasonalFactor:
+    """``f = (C + prior) / (E + prior)`` clipped to ``[1/clip, clip]``, with ``C`` the sum of
+    ``window_counts`` (the same window in earlier years) and ``E`` the sum of
+    ``reference_counts × window_days / reference_days`` (what each year's average rate gives
+    for the window); 1 with no year. Pure: counts in, factor out."""
+    if len(window_counts) != len(reference_counts):
+        raise ValueError("one reference count per window count")
+    if not len(window_counts):
+        return SeasonalFactor(1.0, None, 0, 0.0, 0)
+    observed = float(np.sum(window_counts))
+    expected = float(np.sum(reference_counts)) * window_days / reference_days
+    factor = (observed + prior) / (expected + prior) if expected + prior > 0 else 1.0
+    return SeasonalFactor(float(np.clip(factor, 1 / clip, clip)),
+                          observed / expected if expected > 0 else None, round(observed),
+                          expected, len(window_counts))
 
 
 @dataclass(frozen=True)
@@ -137,6 +224,10 @@ class ScanOptions:
     baseline_days: int = DEFAULT_BASELINE_DAYS
     min_count: int = DEFAULT_MIN_COUNT
     methods: tuple[str, ...] = ("poisson", "gi_star")
+    seasonal: bool = True
+    seasonal_years: int = DEFAULT_SEASONAL_YEARS
+    seasonal_prior: float = DEFAULT_SEASONAL_PRIOR
+    seasonal_clip: float = DEFAULT_SEASONAL_CLIP
 
 
 def _active_generation(conn: Connection) -> int:
@@ -181,13 +272,58 @@ def series_counts(conn: Connection, generation_id: int, period: Period,
     return pd.DataFrame(rows, columns=["grid_code", "series", "observed", "baseline"])
 
 
+def data_start(conn: Connection, generation_id: int) -> datetime | None:
+    """Local midnight of the day of the generation's first assigned incident (None if none)."""
+    first = conn.execute(text(
+        """SELECT min(reported_at) FROM incident
+           WHERE generation_id = :g AND location_status = 'assigned'"""),
+        {"g": generation_id}).scalar()
+    if first is None:
+        return None
+    local = first.astimezone(SHANGHAI)
+    return datetime(local.year, local.month, local.day, tzinfo=SHANGHAI)
+
+
+def seasonal_factors(conn: Connection, generation_id: int, period: Period,
+                     options: ScanOptions, series: list[str]) -> dict[str, SeasonalFactor]:
+    """The seasonal factor of each series for the period (see :func:`history_years`), from
+    the district-wide counts of the grids' assigned incidents."""
+    years = history_years(period.start, period.end, data_start(conn, generation_id),
+                          options.seasonal_years)
+    key = "c.line" if options.by == "line" else "c.code"
+    window: dict[str, list[int]] = {s: [0] * len(years) for s in series}
+    reference: dict[str, list[int]] = {s: [0] * len(years) for s in series}
+    for k, year in enumerate(years):
+        for name, in_window, in_reference in conn.execute(text(
+                f"""SELECT {key}, count(*) FILTER (WHERE i.reported_at >= :ws
+                                                     AND i.reported_at < :we),
+                           count(*)
+                    FROM incident i JOIN incident_class c ON c.code = i.class_code
+                    WHERE i.generation_id = :g AND i.location_status = 'assigned'
+                      AND i.grid_id IS NOT NULL AND c.line = ANY(:lines)
+                      AND i.reported_at >= :rs AND i.reported_at < :re
+                    GROUP BY 1"""),
+                {"g": generation_id, "lines": list(options.lines),
+                 "ws": year.window[0], "we": year.window[1],
+                 "rs": year.reference[0], "re": year.reference[1]}):
+            if name in window:
+                window[name][k], reference[name][k] = in_window, in_reference
+    return {s: seasonal_factor(window[s], reference[s], period.days,
+                               prior=options.seasonal_prior, clip=options.seasonal_clip)
+            for s in series}
+
+
 def full_table(grid_codes: list[str], series: list[str], counts: pd.DataFrame,
-               period: Period, options: ScanOptions) -> pd.DataFrame:
-    """Every grid × series, zero-filled, with the expected count."""
+               period: Period, options: ScanOptions,
+               factors: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Every grid × series, zero-filled, with the seasonal factor (``factors``, 1 for a series
+    not given) and the expected count."""
     index = pd.MultiIndex.from_product([series, grid_codes], names=["series", "grid_code"])
     table = (counts.set_index(["series", "grid_code"])[["observed", "baseline"]]
              .reindex(index, fill_value=0).astype("int64").reset_index())
-    table["expected"] = expected_counts(table["baseline"], period.days, options.baseline_days)
+    table["seasonal_factor"] = table["series"].map(lambda s: (factors or {}).get(s, 1.0))
+    table["expected"] = (expected_counts(table["baseline"], period.days, options.baseline_days)
+                         * table["seasonal_factor"].to_numpy(dtype=float))
     return table
 
 
@@ -199,6 +335,8 @@ class ScanResult:
     n_series: int
     poisson_threshold: float
     warnings: list[dict] = field(default_factory=list)
+    seasonal: bool = False
+    seasonal_factors: dict[str, dict] = field(default_factory=dict)
 
     @property
     def new(self) -> int:
@@ -239,7 +377,7 @@ def _warning(method: str, row: pd.Series, statistic: float, p_value: float, thre
             "street_code": str(row["grid_code"])[:9], "observed": float(row["observed"]),
             "expected": float(row["expected"]), "statistic": float(statistic),
             "p_value": float(p_value), "threshold": float(threshold),
-            "details": details}
+            "details": {**details, "seasonal_factor": float(row.get("seasonal_factor", 1.0))}}
 
 
 def scan(conn: Connection, period: Period, options: ScanOptions = ScanOptions(), *,
@@ -250,11 +388,15 @@ def scan(conn: Connection, period: Period, options: ScanOptions = ScanOptions(),
     generation = _active_generation(conn)
     grids = read_grids(conn, generation)
     series = series_names(conn, options)
+    factors = seasonal_factors(conn, generation, period, options, series) \
+        if options.seasonal else {}
     table = full_table(grids["code"].tolist(), series,
-                       series_counts(conn, generation, period, options), period, options)
+                       series_counts(conn, generation, period, options), period, options,
+                       {s: f.factor for s, f in factors.items()})
     n_series = max(len(grids) * len(series), 1)
     found, threshold = detect(table, grids, options, n_series)
-    result = ScanResult(period.label, generation, n_series, threshold)
+    result = ScanResult(period.label, generation, n_series, threshold, seasonal=options.seasonal,
+                        seasonal_factors={s: asdict(f) for s, f in factors.items()})
     dominant = _dominant_classes(conn, generation, period, options) if record else {}
     for warning in found:
         warning["new"] = False

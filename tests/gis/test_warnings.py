@@ -1,5 +1,6 @@
 """Risk early warning: the Poisson chart and Gi* hot spots on synthetic data with planted
-spikes and clusters, then a scan in the database with routing notices."""
+spikes and clusters, the seasonal factor (by hand, and on a simulated seasonal null and a
+planted trough spike), then a scan in the database with routing notices."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from gis.warnings import (
     benjamini_hochberg,
     expected_counts,
     gi_star_hotspots,
+    history_years,
     list_warnings,
     poisson_alarms,
     poisson_limit,
     poisson_tail,
     queen_weights,
     scan,
+    seasonal_factor,
 )
 from tests.factories import lattice
 
@@ -68,6 +71,188 @@ def test_a_planted_spike_is_detected_and_noise_stays_quiet():
 def test_a_rare_series_needs_min_count():
     result = poisson_alarms([2], [0.01], alpha=0.05, n_series=10, min_count=3)
     assert result.p_value[0] < 1e-3 and not result.alarm[0]
+
+
+# -- the seasonal factor -------------------------------------------------------------------------
+def _day(text_: str) -> datetime:
+    return datetime.fromisoformat(text_).replace(tzinfo=SHANGHAI)
+
+
+def test_seasonal_factor_known_thin_and_none():
+    # a 30-day window twice as busy as its year: 600 events where 3640 a year give 300
+    strong = seasonal_factor([600], [3640], 30)
+    assert strong.raw == pytest.approx(2.0) and strong.expected == pytest.approx(300)
+    assert strong.factor == pytest.approx(610 / 310) and strong.years == 1
+    # pooled over years as a ratio of sums; large counts make the prior negligible
+    pooled = seasonal_factor([40_000, 20_000], [364_000, 364_000], 28)
+    assert pooled.raw == pytest.approx(60_000 / 56_000)
+    assert pooled.factor == pytest.approx(60_010 / 56_010)
+    # thin history is shrunk towards 1: 3 events where 1 was expected is 3× raw, 1.18 used
+    thin = seasonal_factor([3], [12], 30)
+    assert thin.raw == pytest.approx(3 / (12 * 30 / 364))
+    assert thin.factor == pytest.approx(13 / (10 + 12 * 30 / 364)) and thin.factor < 1.2
+    # clipped to [1/4, 4]
+    assert seasonal_factor([5_000], [5_200], 30).factor == 4.0
+    assert seasonal_factor([0], [36_400], 30).factor == 0.25
+    # no history: no year, or years with no event at all
+    assert seasonal_factor([], [], 30) == seasonal_factor([], [], 30, prior=0)
+    assert seasonal_factor([], [], 30).factor == 1.0 and seasonal_factor([], [], 30).years == 0
+    assert seasonal_factor([0, 0], [0, 0], 30).factor == 1.0
+    assert seasonal_factor([0], [0], 30).raw is None
+    with pytest.raises(ValueError):
+        seasonal_factor([1], [], 30)
+
+
+def test_history_years_windows_by_hand():
+    period = parse_period("2019-07")
+    # data from 2018-01-01: one earlier year, the window 52 weeks back (same weekdays), its
+    # 364-day reference centred on it ((364 - 31) // 2 = 166 days before)
+    (year,) = history_years(period.start, period.end, _day("2018-01-01"))
+    assert year.back == 1 and year.window == (_day("2018-07-02"), _day("2018-08-02"))
+    assert year.window[0].weekday() == period.start.weekday()
+    assert year.reference == (_day("2018-01-17"), _day("2019-01-16"))
+    # a trough month at the start of the data: the reference slides forward to the data
+    (january,) = history_years(*_span("2019-01"), _day("2018-01-01"))
+    assert january.window == (_day("2018-01-02"), _day("2018-02-02"))
+    assert january.reference == (_day("2018-01-01"), _day("2018-12-31"))
+    # a window across the new year is centred too
+    (december,) = history_years(*_span("2019-12"), _day("2018-01-01"))
+    assert december.window == (_day("2018-12-02"), _day("2019-01-02"))
+    assert december.reference == (_day("2018-06-19"), _day("2019-06-18"))
+    # a week's window: 364 - 7 = 357 spare days, 178 before it and 179 after
+    (week,) = history_years(*_span("2019-03-04..2019-03-10"), _day("2010-01-01"), years=1)
+    assert week.window == (_day("2018-03-05"), _day("2018-03-12"))
+    assert week.reference == (_day("2018-03-05") - timedelta(days=178),
+                              _day("2018-03-12") + timedelta(days=179))
+    # three years back with data enough, each window in its reference
+    years = history_years(period.start, period.end, _day("2010-01-01"), years=3)
+    assert [y.back for y in years] == [1, 2, 3]
+    assert years[2].window[0] == period.start - timedelta(days=3 * 364)
+    assert all(y.reference[0] <= y.window[0] < y.window[1] <= y.reference[1] <= period.start
+               and y.reference[1] - y.reference[0] == timedelta(days=364) for y in years)
+    # no data, data only since the period's year, or a period of a year: no history
+    assert history_years(period.start, period.end, None) == []
+    assert history_years(period.start, period.end, _day("2018-07-05")) == []
+    assert history_years(*_span("2019"), _day("2010-01-01")) == []
+
+
+def _span(label: str) -> tuple[datetime, datetime]:
+    period = parse_period(label)
+    return period.start, period.end
+
+
+class SeasonalWorld:
+    """Poisson counts of ``n_grids`` grids from ``DATA_START`` on, no spike: each grid has an
+    average rate of 0.5–4 a month and every grid follows one strong seasonal cycle,
+    1 + 0.6 cos(2π (day of year − 196) / 365.25) (peak mid-July ×1.6, trough mid-January ×0.4,
+    the shape of the simulator's summer classes, amplified). Counts are drawn per stretch
+    between the ``cuts`` the chart needs (exact: a Poisson sum over days is Poisson)."""
+
+    DATA_START = _day("2016-01-01")
+
+    def __init__(self, seed: int, cuts, n_grids: int = 1000, amplitude: float = 0.6):
+        rng = np.random.default_rng(seed)
+        self.daily = rng.uniform(0.5, 4, n_grids) / 30.4375
+        self.cuts = sorted(set(cuts) | {self.DATA_START})
+        weight = []
+        for a, b in zip(self.cuts, self.cuts[1:], strict=False):
+            days = np.arange(np.datetime64(a.date()), np.datetime64(b.date()))
+            doy = (days - days.astype("datetime64[Y]")).astype(np.int64) + 1
+            weight.append((1 + amplitude * np.cos(2 * np.pi * (doy - 196) / 365.25)).sum())
+        self.stretches = rng.poisson(self.daily[:, None] * np.array(weight)[None, :])
+
+    def count(self, a: datetime, b: datetime) -> np.ndarray:
+        inside = [i for i, (x, y) in enumerate(zip(self.cuts, self.cuts[1:], strict=False))
+                  if a <= x and y <= b]
+        assert inside and self.cuts[inside[0]] == a and self.cuts[inside[-1] + 1] == b
+        return self.stretches[:, inside].sum(axis=1)
+
+
+def _chart_cuts(period) -> set[datetime]:
+    years = history_years(period.start, period.end, SeasonalWorld.DATA_START)
+    return {period.start, period.end, period.start - timedelta(days=365)} | {
+        t for y in years for t in (*y.window, *y.reference)}
+
+
+def _chart(world: SeasonalWorld, period, *, seasonal: bool, true_rates: bool = False,
+           observed: np.ndarray | None = None):
+    """The chart of :func:`gis.warnings.scan` on the world's counts: λ from the 365-day
+    baseline (or the grids' true average rates), times the seasonal factor estimated from the
+    district's totals in the same windows of earlier years."""
+    if true_rates:
+        expected = world.daily * period.days
+    else:
+        expected = expected_counts(world.count(period.start - timedelta(days=365),
+                                               period.start), period.days, 365)
+    if seasonal:
+        years = history_years(period.start, period.end, SeasonalWorld.DATA_START)
+        factor = seasonal_factor([world.count(*y.window).sum() for y in years],
+                                 [world.count(*y.reference).sum() for y in years], period.days)
+        expected = expected * factor.factor
+    if observed is None:
+        observed = world.count(period.start, period.end)
+    return poisson_alarms(observed, expected, alpha=0.05, min_count=3)
+
+
+def test_on_a_seasonal_null_the_seasonal_factor_keeps_the_peak_month_within_alpha():
+    """200 seeded worlds × 1000 grids, no spike, July 2018 (the peak): with the grids' true
+    average rates the stationary chart alarms in most worlds; times the seasonal factor
+    estimated from 2016 and 2017 it alarms in no more than α of them (at most 10 of 200 on
+    average, sd 3)."""
+    period = parse_period("2018-07")
+    cuts = _chart_cuts(period)
+    assert len(history_years(period.start, period.end, SeasonalWorld.DATA_START)) == 2
+    worlds = [SeasonalWorld(seed, cuts) for seed in range(200)]
+    stationary = [_chart(w, period, seasonal=False, true_rates=True).alarm for w in worlds]
+    seasonal = [_chart(w, period, seasonal=True, true_rates=True).alarm for w in worlds]
+    assert sum(a.any() for a in stationary) >= 140  # measured 155
+    assert sum(a.sum() for a in stationary) >= 200  # measured 286
+    assert sum(a.any() for a in seasonal) <= 20  # measured 4
+
+
+def test_on_a_seasonal_null_the_full_chart_alarms_far_less_with_the_seasonal_factor():
+    """The same worlds with λ from each grid's own 365-day baseline, as the scan computes it.
+    The seasonal factor removes the season's false alarms (185 → 31 worlds of 200); what is
+    left is above α: the noise of a one-year baseline per grid, which the chart does not allow
+    for. A flat world (no season) shows it too, 17 of 200 (docs/SUPERVISION.md §5)."""
+    period = parse_period("2018-07")
+    cuts = _chart_cuts(period)
+    worlds = [SeasonalWorld(seed, cuts) for seed in range(200)]
+    stationary = sum(_chart(w, period, seasonal=False).alarm.any() for w in worlds)
+    seasonal = sum(_chart(w, period, seasonal=True).alarm.any() for w in worlds)
+    flat = [SeasonalWorld(seed, cuts, amplitude=0) for seed in range(200)]
+    flat_stationary = sum(_chart(w, period, seasonal=False).alarm.any() for w in flat)
+    flat_seasonal = sum(_chart(w, period, seasonal=True).alarm.any() for w in flat)
+    assert stationary >= 170 and seasonal <= 50  # measured 185 and 31
+    assert flat_stationary <= 35 and flat_seasonal <= 35  # measured 17 and 17
+
+
+def test_on_a_seasonal_null_the_trough_month_stays_within_alpha():
+    """January 2018 (the trough), λ from the 365-day baselines: the stationary chart is
+    blind (no alarm, and so no power either), the seasonal chart alarms in no more than α of
+    the worlds (measured 7 of 200)."""
+    period = parse_period("2018-01")
+    cuts = _chart_cuts(period)
+    worlds = [SeasonalWorld(seed, cuts) for seed in range(200)]
+    assert sum(_chart(w, period, seasonal=False).alarm.any() for w in worlds) == 0
+    assert sum(_chart(w, period, seasonal=True).alarm.any() for w in worlds) <= 20
+
+
+def test_a_spike_in_the_trough_month_is_found_by_the_seasonal_chart_only():
+    """January 2018 (the trough, factor 0.41 from 2016 and 2017): a grid that averages 3 a
+    month, so about 1.3 in January, reports 9. The stationary chart expects its yearly
+    average (3.1 from its baseline: p = 0.005) and misses it; the seasonal chart expects 1.3
+    (p = 8e-6 ≤ 0.05 / 1000) and finds it, and nothing else."""
+    period = parse_period("2018-01")
+    world = SeasonalWorld(7, _chart_cuts(period))
+    observed = world.count(period.start, period.end)
+    spike = int(np.argmin(np.abs(world.daily * period.days - 3)))  # about 3 a month
+    assert observed[spike] <= 3
+    observed[spike] = 9
+    stationary = _chart(world, period, seasonal=False, observed=observed)
+    seasonal = _chart(world, period, seasonal=True, observed=observed)
+    assert not stationary.alarm.any()
+    assert np.nonzero(seasonal.alarm)[0].tolist() == [spike]
 
 
 # -- Benjamini-Hochberg and Gi* ------------------------------------------------------------------
@@ -137,6 +322,8 @@ def test_scan_warns_routes_and_records_once(reported):
     period = parse_period("2019-05")
     options = ScanOptions(methods=("poisson",))
     with engine.begin() as conn:
+        stationary = scan(conn, period, ScanOptions(methods=("poisson",), seasonal=False),
+                          record=False)
         dry = scan(conn, period, options, record=False)
         assert conn.execute(text("SELECT count(*) FROM risk_warning")).scalar() == 0
         result = scan(conn, period, options)
@@ -147,7 +334,22 @@ def test_scan_warns_routes_and_records_once(reported):
         ("poisson", "food_drug", "320213001001001")]
     (warning,) = result.warnings
     assert warning["new"] and warning["observed"] == 14
-    assert warning["expected"] == pytest.approx(6 * 31 / 365)
+    # the seasonal factor by hand: data from 2018-05-01, so one earlier year; its window
+    # 2018-05-02..06-01 holds 15 of the first round of reports, its reference
+    # 2018-05-01..2019-04-29 all 96 reports: f = (15 + 10) / (96 · 31 / 364 + 10)
+    factor = (15 + 10) / (96 * 31 / 364 + 10)
+    assert result.seasonal and result.seasonal_factors["food_drug"] == {
+        "factor": pytest.approx(factor), "raw": pytest.approx(15 / (96 * 31 / 364)),
+        "observed": 15, "expected": pytest.approx(96 * 31 / 364), "years": 1}
+    assert result.seasonal_factors["environment"]["factor"] == 1.0  # no history: 1
+    assert warning["expected"] == pytest.approx(6 * 31 / 365 * factor)
+    assert warning["details"] == {"limit": warning["details"]["limit"],
+                                  "seasonal_factor": pytest.approx(factor)}
+    assert listed[0]["details"]["seasonal_factor"] == pytest.approx(factor)
+    (flat,) = stationary.warnings
+    assert flat["expected"] == pytest.approx(6 * 31 / 365)
+    assert flat["details"]["seasonal_factor"] == 1.0
+    assert not stationary.seasonal and stationary.seasonal_factors == {}
     assert result.n_series == 16 * 3 and result.poisson_threshold == pytest.approx(0.05 / 48)
     assert again.new == 0 and again.warnings[0]["id"] == warning["id"]
     assert notice["class_code"] == "E0702" and notice["department_id"] == departments["msb"]
