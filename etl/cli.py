@@ -1076,12 +1076,15 @@ def warnings_group() -> None:
               min_open=True), help="False-discovery rate of the Gi* hot spots.")
 @click.option("--baseline-days", default=365, show_default=True, type=click.IntRange(min=1))
 @click.option("--min-count", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--seasonal/--no-seasonal", default=True, show_default=True,
+              help="Scale each series' expected count by its seasonal factor, estimated from "
+                   "the same window of earlier years (docs/SUPERVISION.md §5).")
 @click.option("--dry-run", is_flag=True, help="Report only: record no warning or notice.")
 @click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write an offline HTML map of the warnings.")
 @click.option("--json", "as_json", is_flag=True)
-def warnings_scan(period, lines, by, alpha, fdr, baseline_days, min_count, dry_run, map_file,
-                  as_json) -> None:
+def warnings_scan(period, lines, by, alpha, fdr, baseline_days, min_count, seasonal, dry_run,
+                  map_file, as_json) -> None:
     """Scan a period; record new warnings and route each to its department with a notice."""
     from datetime import datetime
 
@@ -1098,7 +1101,7 @@ def warnings_scan(period, lines, by, alpha, fdr, baseline_days, min_count, dry_r
         raise click.BadParameter(str(exc), param_hint="--period") from exc
     options = ScanOptions(lines=tuple(x.strip() for x in lines.split(",") if x.strip()), by=by,
                           alpha=alpha, fdr=fdr, baseline_days=baseline_days,
-                          min_count=min_count)
+                          min_count=min_count, seasonal=seasonal)
     engine = get_engine()
     try:
         with engine.begin() as conn:
@@ -1112,6 +1115,12 @@ def warnings_scan(period, lines, by, alpha, fdr, baseline_days, min_count, dry_r
         return
     click.echo(f"{chosen.label}: {len(result.warnings)} warnings ({result.new} new) over "
                f"{result.n_series} series; Poisson threshold p ≤ {result.poisson_threshold:.2e}")
+    if result.seasonal:
+        click.echo("  seasonal factors: " + ", ".join(
+            f"{name} {f['factor']:.2f} ({f['years']} earlier year{'s' * (f['years'] != 1)})"
+            for name, f in result.seasonal_factors.items()))
+    else:
+        click.echo("  seasonal factors: off")
     for w in result.warnings:
         notice = w.get("notice")
         click.echo(f"  {w['method']:<8} {w['series']:<18} {w['grid_code']}  observed "

@@ -153,6 +153,10 @@ def test_credit_exchange_round_trip_query_and_refresh(gridgov, demo, tmp_path):
 def test_warnings_scan_runs_on_an_empty_period(gridgov, tmp_path):
     out = json.loads(gridgov("warnings", "scan", "--period", "2019-05", "--json").output)
     assert out["warnings"] == [] and out["n_series"] == 16 * 3
+    assert out["seasonal"] and {f["factor"] for f in out["seasonal_factors"].values()} == {1.0}
+    off = json.loads(gridgov("warnings", "scan", "--period", "2019-05", "--no-seasonal",
+                             "--dry-run", "--json").output)
+    assert not off["seasonal"] and off["seasonal_factors"] == {}
     page = tmp_path / "w.html"
     gridgov("warnings", "scan", "--period", "2019-05", "--dry-run", "--map", page)
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
