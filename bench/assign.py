@@ -616,21 +616,34 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-TARGET_POINTS, TARGET_RATIO = 10_000_000, 20.0
+@dataclass(frozen=True)
+class Target:
+    """An acceptance target: at ``size`` (in ``unit``), at least ``ratio`` times ``baseline``
+    with zero disagreements."""
+
+    size: int
+    unit: str
+    ratio: float
+    baseline: str
+
+    def judge(self, size: int, ratio: float, disagreements: int) -> bool | None:
+        """Print and return whether the target is met; None (not judged) at other sizes."""
+        measured = f"({ratio:.2f}×, {disagreements} disagreements)"
+        head = f"target (≥{self.ratio:g}× {self.baseline} at {self.size:,} {self.unit}"
+        if size != self.size:
+            print(f"{head}): not judged at {size:,} {self.unit} {measured}")
+            return None
+        met = ratio >= self.ratio and disagreements == 0
+        print(f"{head}, 0 disagreements): {'MET' if met else 'NOT MET'} {measured}")
+        return met
+
+
+TARGET = Target(10_000_000, "points", 20.0, "geopandas.sjoin")
 
 
 def verdict(result: dict) -> bool | None:
-    """Print whether the acceptance target is met: at 10⁷ points, at least 20× the throughput
-    of ``geopandas.sjoin`` with zero disagreements. None (not judged) at other sizes."""
-    ratio, disagree = result["ratio_vs_sjoin"], result["disagreements"]
-    if result["points"] != TARGET_POINTS:
-        print(f"target (≥{TARGET_RATIO:g}× sjoin at 10⁷ points): not judged at "
-              f"{result['points']:,} points ({ratio:.1f}×, {disagree} disagreements)")
-        return None
-    met = ratio >= TARGET_RATIO and disagree == 0
-    print(f"target (≥{TARGET_RATIO:g}× sjoin at 10⁷ points, 0 disagreements): "
-          f"{'MET' if met else 'NOT MET'} ({ratio:.1f}×, {disagree} disagreements)")
-    return met
+    """Whether GridIndex is at least 20× ``geopandas.sjoin`` at 10⁷ points, 0 disagreements."""
+    return TARGET.judge(result["points"], result["ratio_vs_sjoin"], result["disagreements"])
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 from bench.assign import (  # noqa: E402
     GPKG,
     ScratchDatabase,
+    Target,
     load_generation,
     load_grids,
     make_points,
@@ -414,21 +415,13 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
-TARGET_ROWS, TARGET_RATIO = 1_000_000, 3.0
+TARGET = Target(1_000_000, "rows", 3.0, "insert+update")
 
 
 def verdict(summary: dict) -> bool | None:
-    """Print whether the acceptance target is met: at 10⁶ incidents, the importer at least 3×
-    as fast as INSERT + set-based UPDATE with zero disagreements. None at other sizes."""
-    ratio, disagree = summary["ratio"], summary["disagreements"]
-    if summary["rows"] != TARGET_ROWS:
-        print(f"target (≥{TARGET_RATIO:g}× insert+update at 10⁶ rows): not judged at "
-              f"{summary['rows']:,} rows ({ratio:.2f}×, {disagree} disagreements)")
-        return None
-    met = ratio >= TARGET_RATIO and disagree == 0
-    print(f"target (importer ≥{TARGET_RATIO:g}× insert+update at 10⁶ rows, 0 disagreements): "
-          f"{'MET' if met else 'NOT MET'} ({ratio:.2f}×, {disagree} disagreements)")
-    return met
+    """Whether the importer is at least 3× INSERT + set-based UPDATE at 10⁶ rows, with zero
+    disagreements."""
+    return TARGET.judge(summary["rows"], summary["ratio"], summary["disagreements"])
 
 
 if __name__ == "__main__":
