@@ -259,65 +259,92 @@ class BulkLoad:
 
     # -- finishing -------------------------------------------------------------------------------
     def finish(self) -> FinishReport:
-        """Swap each fresh table in as its partition, or pour it into ``incident``."""
+        """Swap the fresh tables in as their partitions, or pour them into ``incident``.
+
+        Everything slow happens before the exclusive lock: small tables are poured, the others
+        indexed and analysed. Then all are swapped under one lock, which the caller's commit
+        releases. A partition written meanwhile is found under the lock; the lock is then given
+        back (rollback to the savepoint), that table poured, and the others tried again.
+        """
         report = FinishReport()
-        for partition in self.partitions:
-            if partition.fresh is None:
-                continue
-            if partition.rows >= self.swap_min_rows and self._swap(partition):
-                report.swapped.append(partition.name)
-            else:
-                self._pour(partition)
-                report.poured.append(partition.fresh)
-            partition.fresh = None
+        waiting = [p for p in self.partitions if p.fresh is not None]
+        for partition in [p for p in waiting if p.rows < self.swap_min_rows]:
+            self._pour(partition, report)
+        waiting = [p for p in waiting if p.fresh is not None]
+        for partition in waiting:
+            self._ready_to_attach(partition)
+        while waiting:
+            written = self._swap_all(waiting)
+            if written is None:  # the lock was not granted: nothing swapped
+                break
+            if not written:
+                report.swapped += [p.name for p in waiting]
+                for partition in waiting:
+                    partition.fresh = None
+                waiting = []
+            for partition in written:
+                self._pour(partition, report)
+            waiting = [p for p in waiting if p.fresh is not None]
+        for partition in waiting:
+            self._pour(partition, report)
         return report
 
-    def _pour(self, partition: Partition) -> None:
+    def _pour(self, partition: Partition, report: FinishReport) -> None:
         columns = ", ".join(STORED_COLUMNS)
         self.conn.execute(text("SET LOCAL gridgov.preassigned = 'on'"))
         self.conn.execute(text(f'INSERT INTO incident ({columns}, created_at) '
                                f'SELECT {columns}, created_at FROM "{partition.fresh}"'))
         self.conn.execute(text("SET LOCAL gridgov.preassigned = 'off'"))
         self.conn.execute(text(f'DROP TABLE "{partition.fresh}"'))
+        report.poured.append(partition.fresh)
+        partition.fresh = None
 
-    def _swap(self, partition: Partition) -> bool:
-        """Index, constrain and analyse the fresh table, then put it in the partition's place;
-        False (and nothing changed) if the partition is no longer empty or the lock is busy."""
-        fresh, old = partition.fresh, partition.name
+    def _ready_to_attach(self, partition: Partition) -> None:
+        """Indexes, constraints (a CHECK of the bound, so ATTACH need not scan) and statistics
+        on the fresh table: the slow part of a swap, done before any lock."""
         lower, upper = _BOUND.match(partition.bound).groups()
-        self._build_like_parent(fresh)
+        self._build_like_parent(partition.fresh)
         self.conn.execute(text(
-            f'ALTER TABLE "{fresh}" ADD CONSTRAINT "{fresh}_bound" CHECK '
+            f'ALTER TABLE "{partition.fresh}" ADD CONSTRAINT "{partition.fresh}_bound" CHECK '
             f"(reported_at IS NOT NULL AND reported_at >= '{lower}' AND reported_at < '{upper}')"))
-        self.conn.execute(text(f'ANALYZE "{fresh}"'))
+        self.conn.execute(text(f'ANALYZE "{partition.fresh}"'))
+
+    def _swap_all(self, partitions: list[Partition]) -> list[Partition] | None:
+        """Under an exclusive lock on ``incident``, put each fresh table in its partition's
+        place. Returns [] when done; the partitions written to meanwhile (nothing swapped, lock
+        given back); or None if the lock was not granted within ``lock_timeout``."""
         savepoint = self.conn.begin_nested()
         try:
             self.conn.execute(text(f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}"))
             self.conn.execute(text("LOCK TABLE incident IN ACCESS EXCLUSIVE MODE"))
             self.conn.execute(text("SET LOCAL lock_timeout = DEFAULT"))
-            if not self._never_written(old):
+            written = [p for p in partitions if not self._never_written(p.name)]
+            if written:
                 savepoint.rollback()
-                return False
-            self.conn.execute(text(f'ALTER TABLE incident DETACH PARTITION "{old}"'))
-            self.conn.execute(text(f'DROP TABLE "{old}"'))
-            self.conn.execute(text(f'ALTER TABLE "{fresh}" RENAME TO "{old}"'))
-            self.conn.execute(text(f'ALTER TABLE incident ATTACH PARTITION "{old}" '
-                                   f"{partition.bound}"))
-            self.conn.execute(text(f'ALTER TABLE "{old}" DROP CONSTRAINT "{fresh}_bound"'))
-            for (index,) in self.conn.execute(text(
-                    "SELECT indexrelid::regclass::text FROM pg_index "
-                    "WHERE indrelid = CAST(:t AS regclass)"), {"t": old}).all():
-                name = index.strip('"')
-                if name.startswith(fresh):
-                    self.conn.execute(text(f'ALTER INDEX "{name}" RENAME TO '
-                                           f'"{old}{name[len(fresh):]}"'))
+                return written
+            for partition in partitions:
+                self._swap(partition.fresh, partition.name, partition.bound)
         except OperationalError as exc:  # busy, or caught in a deadlock: give way
             if not isinstance(exc.orig, pg_errors.LockNotAvailable | pg_errors.DeadlockDetected):
                 raise
             savepoint.rollback()
-            return False
+            return None
         savepoint.commit()
-        return True
+        return []
+
+    def _swap(self, fresh: str, old: str, bound: str) -> None:
+        self.conn.execute(text(f'ALTER TABLE incident DETACH PARTITION "{old}"'))
+        self.conn.execute(text(f'DROP TABLE "{old}"'))
+        self.conn.execute(text(f'ALTER TABLE "{fresh}" RENAME TO "{old}"'))
+        self.conn.execute(text(f'ALTER TABLE incident ATTACH PARTITION "{old}" {bound}'))
+        self.conn.execute(text(f'ALTER TABLE "{old}" DROP CONSTRAINT "{fresh}_bound"'))
+        for (index,) in self.conn.execute(text(
+                "SELECT indexrelid::regclass::text FROM pg_index "
+                "WHERE indrelid = CAST(:t AS regclass)"), {"t": old}).all():
+            name = index.strip('"')
+            if name.startswith(fresh):
+                self.conn.execute(text(f'ALTER INDEX "{name}" RENAME TO '
+                                       f'"{old}{name[len(fresh):]}"'))
 
     def _build_like_parent(self, table: str) -> None:
         """The parent's primary key, indexes and foreign keys on ``table``, so that ATTACH

@@ -144,6 +144,21 @@ def test_rows_arriving_during_the_load_make_it_pour_instead(store, isolation):
         assert conn.execute(text("SELECT count(*) FROM incident_y2019")).scalar_one() == 31
 
 
+def test_a_partition_written_meanwhile_is_poured_and_the_others_still_swapped(store):
+    with store.begin() as conn:
+        load = BulkLoad(conn, swap_min_rows=1)
+        load.write(make_rows(conn, 20, datetime(2019, 3, 1, tzinfo=UTC)))
+        load.write(make_rows(conn, 20, datetime(2020, 3, 1, tzinfo=UTC), first_row=21))
+        report_incident(store, source="hotline", class_code="E0102",  # another session
+                        reported_at=datetime(2019, 2, 1, tzinfo=UTC), x=LON, y=LAT)
+        report = load.finish()
+        parts = dict(conn.execute(text(
+            "SELECT tableoid::regclass::text, count(*) FROM incident GROUP BY 1")).all())
+    assert report.swapped == ["incident_y2020"] and len(report.poured) == 1
+    assert report.poured[0].startswith("incident_y2019_load_")
+    assert parts == {"incident_y2019": 21, "incident_y2020": 20}
+
+
 def test_a_busy_store_makes_the_swap_give_up_and_pour(store):
     with store.connect() as reader:
         reader.execute(text("SELECT count(*) FROM incident"))  # holds a lock until rollback
