@@ -4,12 +4,23 @@ Two documented methods (docs/SUPERVISION.md §5), on the incidents of each grid 
 grid × class) in a period, by default for the food and drug safety, production safety and
 environment lines:
 
-- **Poisson control chart.** The expected count of a series in the period is its rate over the
-  baseline window (default the 365 days before the period) times the period's length, floored
-  at half an event per baseline window, times the series' **seasonal factor** (below). The
-  series warns when ``P(X ≥ observed | λ = expected)`` is below ``α / m`` (Bonferroni over the
-  ``m`` grid × series tested) and at least ``min_count`` incidents were seen. The control limit
-  shown is the smallest count that would warn.
+- **Poisson control chart**, as the exact conditional test of two Poisson rates
+  (Przyborowski–Wilenski). A series has ``x`` incidents in the period of ``t`` days and ``b``
+  in the baseline window of ``T`` days before it (default 365). Under H0 its rate in the
+  period is ``f`` (the series' **seasonal factor**, below) times its baseline rate, so the
+  ratio of the two means is ``r = f·t / T`` and, given ``n = x + b``, ``X ~ Binomial(n, p0)``
+  with ``p0 = r / (1 + r) = f·t / (f·t + T)``. The p-value is ``P(X ≥ x | n, p0)``
+  (:func:`conditional_tail`): exact, and valid although the baseline rate is estimated from
+  ``b`` (the old chart took ``λ = r·b`` as the known mean of a Poisson and alarmed too often
+  where ``b`` came out low by chance). With ``b = 0`` (no event in the baseline window) it is
+  ``p0^x``, the chance that all ``x`` events of the series fall in the period. The series
+  warns when ``p ≤ α / m`` (Bonferroni over the ``m`` grid × series tested) and at least
+  ``min_count`` incidents were seen. The control limit shown is the smallest count that would
+  warn given ``b`` (:func:`conditional_limit`, at least ``min_count``). ``expected`` is
+  ``λ = f·max(b, ½)·t / T`` (:func:`expected_counts`), the count the baseline rate predicts
+  for the period (half an event per window when there was none); the statistic is the
+  conditional score ``(x − r·b) / √(r·(x + b))`` (:func:`rate_ratio_score`); a warning's
+  ``details`` keep ``limit`` and ``baseline`` (``b``).
 - **Seasonal factor** (on by default, ``ScanOptions.seasonal``): one district-wide factor per
   series (line or class) and period, the same for every grid, estimated from the same
   calendar window of earlier years relative to those years' average rate
@@ -24,11 +35,13 @@ environment lines:
   ``f = (C + a) / (E + a)`` with ``a = seasonal_prior`` (default 10 events: the posterior mean
   of ``f`` under a Gamma(a, a) prior, mean 1), clipped to ``[1 / clip, clip]`` (default 4).
   With no usable year (or a period longer than 364 days) ``f = 1``. ``f`` is stored in each
-  warning's ``details`` and listed per series in the scan result.
+  warning's ``details`` and listed per series in the scan result. It is taken as exact by the
+  test (it is pooled over the district and shrunk towards 1, so its own noise is small).
 - **Getis-Ord Gi\\*** (``esda.G_Local``, ``star=True``, binary queen contiguity of the grid
-  polygons from ``libpysal``) on each grid's excess ``max(observed − expected, 0)``: one-sided
-  normal p-values of the z-scores, Benjamini–Hochberg at false-discovery rate ``q`` across
-  the district's grids; grids with a significant positive z are hot spots.
+  polygons from ``libpysal``) on each grid's excess ``max(observed − expected, 0)`` (over
+  the ``λ`` above): one-sided normal p-values of the z-scores, Benjamini–Hochberg at
+  false-discovery rate ``q`` across the district's grids; grids with a significant positive
+  z are hot spots.
 
 :func:`scan` records each warning once per (method, period, series, grid) and sends it to the
 responsible department with a notice that keeps the route (:func:`gis.routing.route_case`).
@@ -68,19 +81,67 @@ FloatArray = npt.NDArray[np.float64]
 # -- the methods, pure ---------------------------------------------------------------------------
 def expected_counts(baseline: npt.ArrayLike, period_days: float,
                     baseline_days: float) -> FloatArray:
-    """λ = baseline count × period / baseline window, at least half an event per window."""
+    """λ = baseline count × period / baseline window, at least half an event per window: the
+    count the baseline rate predicts for the period (shown, and the base of Gi*'s excess)."""
     scale = period_days / baseline_days
     return np.maximum(np.asarray(baseline, dtype=float), 0.5) * scale
 
 
-def poisson_tail(observed: npt.ArrayLike, expected: npt.ArrayLike) -> FloatArray:
-    """``P(X ≥ observed)`` for ``X ~ Poisson(expected)``."""
-    return stats.poisson.sf(np.asarray(observed) - 1, np.asarray(expected, dtype=float))
+def _ratio(ratio: npt.ArrayLike) -> FloatArray:
+    r = np.asarray(ratio, dtype=float)
+    if not np.all(np.isfinite(r) & (r > 0)):
+        raise ValueError("the rate ratio f·t/T must be positive and finite")
+    return r
 
 
-def poisson_limit(expected: npt.ArrayLike, alpha: float) -> FloatArray:
-    """The smallest count ``x`` with ``P(X ≥ x) ≤ alpha``: the upper control limit."""
-    return stats.poisson.isf(alpha, np.asarray(expected, dtype=float)) + 1
+def conditional_tail(observed: npt.ArrayLike, baseline: npt.ArrayLike,
+                     ratio: npt.ArrayLike) -> FloatArray:
+    """``P(X ≥ x | X + B = x + b)`` when ``X`` and ``B`` are independent Poisson counts whose
+    means are in the ``ratio`` ``r`` (= f·t/T) to one another: ``X | n ~ Binomial(n, r/(1+r))``
+    with ``n = x + b``. The p-value of the one-sided exact conditional test of two Poisson
+    rates; ``p0^x`` when ``b = 0``, 1 when ``x = 0``."""
+    x = np.asarray(observed, dtype=np.int64)
+    b = np.asarray(baseline, dtype=np.int64)
+    r = _ratio(ratio)
+    return stats.binom.sf(x - 1, x + b, r / (1 + r))
+
+
+def conditional_limit(baseline: npt.ArrayLike, ratio: npt.ArrayLike,
+                      alpha: float) -> npt.NDArray[np.int64]:
+    """The smallest count ``x`` with ``conditional_tail(x, b, r) ≤ alpha``: the upper control
+    limit given the baseline count ``b``. The tail decreases as ``x`` grows with ``b`` fixed
+    (it is ``P(NegBin(x, p0) ≤ b)``), so a doubling then bisection search finds it."""
+    if not alpha > 0:
+        raise ValueError("alpha must be positive")
+    b, r = np.broadcast_arrays(np.asarray(baseline, dtype=np.int64), _ratio(ratio))
+    if alpha >= 1 or b.size == 0:
+        return np.zeros(b.shape, np.int64)
+    pairs, inverse = np.unique(np.stack([b.ravel().astype(float), r.ravel()]), axis=1,
+                               return_inverse=True)
+    b_u, r_u = pairs[0].astype(np.int64), pairs[1]
+    lo = np.zeros(len(b_u), np.int64)  # tail(0) = 1 > alpha
+    hi = np.ones(len(b_u), np.int64)
+    while (above := conditional_tail(hi, b_u, r_u) > alpha).any():
+        lo, hi = np.where(above, hi, lo), np.where(above, hi * 2, hi)
+    while (open_ := hi - lo > 1).any():
+        mid = (lo + hi) // 2
+        warns = conditional_tail(mid, b_u, r_u) <= alpha
+        hi = np.where(open_ & warns, mid, hi)
+        lo = np.where(open_ & ~warns, mid, lo)
+    return hi[inverse.ravel()].reshape(b.shape)
+
+
+def rate_ratio_score(observed: npt.ArrayLike, baseline: npt.ArrayLike,
+                     ratio: npt.ArrayLike) -> FloatArray:
+    """The conditional score ``(x − n·p0) / √(n·p0·(1 − p0))`` of the binomial above, which
+    is ``(x − r·b) / √(r·(x + b))``: the rise over the baseline's prediction in standard
+    errors that count both periods' noise (0 when ``x + b = 0``)."""
+    x = np.asarray(observed, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    r = _ratio(ratio)
+    spread = np.sqrt(r * (x + b))
+    return np.divide(x - r * b, spread, out=np.zeros(np.broadcast(x, b, r).shape),
+                     where=spread > 0)
 
 
 @dataclass(frozen=True)
@@ -152,20 +213,26 @@ def seasonal_factor(window_counts: Sequence[float], reference_counts: Sequence[f
 @dataclass(frozen=True)
 class PoissonResult:
     p_value: FloatArray
-    limit: FloatArray
+    statistic: FloatArray
+    limit: npt.NDArray[np.int64]
     threshold: float
     alarm: npt.NDArray[np.bool_]
 
 
-def poisson_alarms(observed: npt.ArrayLike, expected: npt.ArrayLike, *,
+def poisson_alarms(observed: npt.ArrayLike, baseline: npt.ArrayLike, ratio: npt.ArrayLike, *,
                    alpha: float = DEFAULT_ALPHA, n_series: int | None = None,
                    min_count: int = DEFAULT_MIN_COUNT) -> PoissonResult:
-    """Series whose count is significantly above expectation, Bonferroni-adjusted over
-    ``n_series`` (default: as many as given)."""
-    observed = np.asarray(observed)
+    """Series whose count in the period is significantly above ``ratio`` (f·t/T) times their
+    baseline count, by the conditional test (:func:`conditional_tail`), Bonferroni-adjusted
+    over ``n_series`` (default: as many as given), with at least ``min_count`` events. A
+    series alarms exactly when its count reaches its ``limit``."""
+    observed = np.asarray(observed, dtype=np.int64)
+    baseline = np.asarray(baseline, dtype=np.int64)
+    ratio = np.broadcast_to(_ratio(ratio), observed.shape)
     threshold = alpha / (n_series or max(len(observed), 1))
-    p = poisson_tail(observed, expected)
-    return PoissonResult(p, poisson_limit(expected, threshold), threshold,
+    p = conditional_tail(observed, baseline, ratio)
+    limit = np.maximum(conditional_limit(baseline, ratio, threshold), min_count)
+    return PoissonResult(p, rate_ratio_score(observed, baseline, ratio), limit, threshold,
                          (p <= threshold) & (observed >= min_count))
 
 
@@ -317,11 +384,13 @@ def full_table(grid_codes: list[str], series: list[str], counts: pd.DataFrame,
                period: Period, options: ScanOptions,
                factors: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Every grid × series, zero-filled, with the seasonal factor (``factors``, 1 for a series
-    not given) and the expected count."""
+    not given), the rate ratio ``f·t/T`` of the conditional test and the expected count."""
     index = pd.MultiIndex.from_product([series, grid_codes], names=["series", "grid_code"])
     table = (counts.set_index(["series", "grid_code"])[["observed", "baseline"]]
              .reindex(index, fill_value=0).astype("int64").reset_index())
     table["seasonal_factor"] = table["series"].map(lambda s: (factors or {}).get(s, 1.0))
+    table["ratio"] = (table["seasonal_factor"].to_numpy(dtype=float) * period.days
+                      / options.baseline_days)
     table["expected"] = (expected_counts(table["baseline"], period.days, options.baseline_days)
                          * table["seasonal_factor"].to_numpy(dtype=float))
     return table
@@ -350,14 +419,15 @@ def detect(table: pd.DataFrame, grids: gpd.GeoDataFrame, options: ScanOptions,
            n_series: int) -> tuple[list[dict], float]:
     """The warnings of a zero-filled table (pure: no database)."""
     found: list[dict] = []
-    poisson = poisson_alarms(table["observed"], table["expected"], alpha=options.alpha,
-                             n_series=n_series, min_count=options.min_count)
+    poisson = poisson_alarms(table["observed"], table["baseline"], table["ratio"],
+                             alpha=options.alpha, n_series=n_series,
+                             min_count=options.min_count)
     if "poisson" in options.methods:
         for i in np.nonzero(poisson.alarm)[0]:
             row = table.iloc[i]
-            found.append(_warning("poisson", row, (row.observed - row.expected)
-                                  / np.sqrt(row.expected), poisson.p_value[i],
-                                  poisson.threshold, {"limit": int(poisson.limit[i])}))
+            found.append(_warning("poisson", row, poisson.statistic[i], poisson.p_value[i],
+                                  poisson.threshold, {"limit": int(poisson.limit[i]),
+                                                      "baseline": int(row["baseline"])}))
     if "gi_star" in options.methods and len(grids) >= 3:
         weights = queen_weights(grids.geometry, grids["code"].tolist())
         for _, part in table.groupby("series", sort=True):

@@ -1,6 +1,8 @@
-"""Risk early warning: the Poisson chart and Gi* hot spots on synthetic data with planted
-spikes and clusters, the seasonal factor (by hand, and on a simulated seasonal null and a
-planted trough spike), then a scan in the database with routing notices."""
+"""Risk early warning: the Poisson chart (the exact conditional test of two Poisson rates: by
+hand, against scipy, its exact size, a planted spike) and Gi* hot spots on synthetic data with
+planted spikes and clusters, the seasonal factor (by hand, and on simulated null worlds with
+and without a season and a planted trough spike), then a scan in the database with routing
+notices."""
 
 from __future__ import annotations
 
@@ -18,14 +20,15 @@ from gis.periods import SHANGHAI, parse_period
 from gis.warnings import (
     ScanOptions,
     benjamini_hochberg,
+    conditional_limit,
+    conditional_tail,
     expected_counts,
     gi_star_hotspots,
     history_years,
     list_warnings,
     poisson_alarms,
-    poisson_limit,
-    poisson_tail,
     queen_weights,
+    rate_ratio_score,
     scan,
     seasonal_factor,
 )
@@ -40,37 +43,107 @@ def weights():
     return queen_weights(geoms, [f"{j:02d}{i:02d}" for j in range(N) for i in range(N)])
 
 
-# -- Poisson control chart -----------------------------------------------------------------------
-def test_poisson_tail_and_limit():
-    lam = 2.0
-    by_hand = 1 - sum(np.exp(-lam) * lam ** k / np.prod(range(1, k + 1)) for k in range(5))
-    assert poisson_tail([5], [lam])[0] == pytest.approx(by_hand)
-    assert poisson_tail([0], [lam])[0] == pytest.approx(1.0)
-    for alpha in (0.05, 1e-3, 1e-5):
-        limit = int(poisson_limit([lam], alpha)[0])
-        assert poisson_tail([limit], [lam])[0] <= alpha < poisson_tail([limit - 1], [lam])[0]
+# -- Poisson control chart: the conditional test -----------------------------------------------
+JULY = 31 / 365  # the rate ratio r = f·t/T of a 31-day month against a 365-day baseline, f = 1
+
+
+def test_conditional_tail_by_hand():
+    # r = 1 (p0 = 1/2): 2 of n = 3 events in the period or more, (3 + 1) / 8
+    assert conditional_tail([2], [1], 1.0)[0] == pytest.approx(4 / 8)
+    # r = 1/2 (p0 = 1/3), x = 3, b = 2: (10·2² + 5·2 + 1) / 3⁵
+    assert conditional_tail([3], [2], 0.5)[0] == pytest.approx(51 / 243)
+    # no event in the baseline window: all x events in the period, p0^x
+    p0 = 31 / (31 + 365)
+    assert conditional_tail([3], [0], JULY)[0] == pytest.approx(p0 ** 3)
+    assert conditional_tail([3], [0], JULY)[0] == pytest.approx(4.80e-4, rel=1e-3)
+    # the seasonal factor scales the ratio: f = 2 doubles r, p0 = 62 / 427
+    assert conditional_tail([3], [0], 2 * JULY)[0] == pytest.approx((62 / 427) ** 3)
+    # nothing seen: p = 1, whatever the baseline
+    assert conditional_tail([0, 0], [0, 40], JULY).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError):
+        conditional_tail([1], [1], 0.0)
+
+
+def test_conditional_tail_is_scipys_one_sided_binomial_test():
+    for x, b, r in [(1, 0, JULY), (3, 0, 1.42 * JULY), (5, 14, JULY), (9, 37, 0.41 * JULY),
+                    (14, 6, 1.375 * JULY), (0, 3, JULY), (40, 400, 0.25 * JULY)]:
+        n, p0 = x + b, r / (1 + r)
+        exact = stats.binomtest(x, n, p0, alternative="greater").pvalue if n else 1.0
+        assert conditional_tail([x], [b], r)[0] == pytest.approx(exact, rel=1e-9)
+        assert conditional_tail([x], [b], r)[0] == pytest.approx(stats.binom.sf(x - 1, n, p0))
+
+
+def test_conditional_limit_is_the_first_count_that_warns():
+    # no baseline, 6.9e-6 (the demo's threshold): p0⁴ = 3.8e-5 > 6.9e-6 ≥ p0⁵ = 2.9e-6
+    assert conditional_limit([0], JULY, 6.9e-6).tolist() == [5]
+    baseline = np.arange(0, 120)
+    for alpha in (0.05, 1e-3, 5e-5, 6.9e-6):
+        for r in (0.25 * JULY, JULY, 1.42 * JULY, 4.0):
+            limit = conditional_limit(baseline, r, alpha)
+            assert (conditional_tail(limit, baseline, r) <= alpha).all()
+            assert (conditional_tail(limit - 1, baseline, r) > alpha).all()
+            assert (np.diff(limit) >= 0).all()  # more history, a higher limit
+    assert conditional_limit([[3, 4], [5, 6]], JULY, 1e-3).shape == (2, 2)
+
+
+def test_the_score_is_the_binomial_z_and_the_rise_over_lambda():
+    x, b, r = 14, 6, 1.375 * JULY
+    n, p0 = x + b, r / (1 + r)
+    z = rate_ratio_score([x], [b], r)[0]
+    assert z == pytest.approx((x - n * p0) / np.sqrt(n * p0 * (1 - p0)))
+    assert z == pytest.approx((x - r * b) / np.sqrt(r * (x + b)))
+    assert rate_ratio_score([3, 0], [0, 0], JULY).tolist() == [pytest.approx(np.sqrt(3 / JULY)),
+                                                                0.0]
 
 
 def test_expected_counts_scale_the_baseline_and_floor_at_half_an_event():
     assert expected_counts([365, 0], 30, 365).tolist() == [30.0, pytest.approx(0.5 * 30 / 365)]
 
 
+def _poisson_pmf(mean: float) -> np.ndarray:
+    return stats.poisson.pmf(np.arange(int(mean + 12 * np.sqrt(mean) + 30)), mean)
+
+
+@pytest.mark.parametrize("monthly", [0.5, 1.0, 2.0, 4.0, 8.0])
+def test_the_conditional_test_keeps_its_level_exactly_where_the_known_rate_test_did_not(
+        monthly):
+    """The exact size of one grid's test at the level α/m = 0.05 / 1000, summed over every
+    baseline count b and period count x a grid with a steady rate can have (no simulation):
+    the conditional test stays within the level at any rate; the old chart, which took
+    λ = max(b, ½)·t/T as the known mean, exceeds it (its baseline estimated low by chance)."""
+    level, t, big_t = 0.05 / 1000, 31, 365
+    pb, px = _poisson_pmf(monthly * 12), _poisson_pmf(monthly)
+    b, x = np.meshgrid(np.arange(len(pb)), np.arange(len(px)), indexing="ij")
+    joint = pb[:, None] * px[None, :]
+    warns = (conditional_tail(x, b, t / big_t) <= level) & (x >= 3)
+    old = (stats.poisson.sf(x - 1, expected_counts(b, t, big_t)) <= level) & (x >= 3)
+    assert joint[warns].sum() <= level
+    assert joint[old].sum() > level
+
+
 def test_a_planted_spike_is_detected_and_noise_stays_quiet():
     rng = np.random.default_rng(1)
-    expected = rng.uniform(0.5, 4, 1200)
-    observed = rng.poisson(expected)
-    observed[17] = int(expected[17] * 5 + 12)
-    result = poisson_alarms(observed, expected, alpha=0.05, min_count=3)
+    monthly = rng.uniform(0.5, 4, 1200)
+    baseline, observed = rng.poisson(monthly * 12), rng.poisson(monthly)
+    observed[17] = int(monthly[17] * 5 + 12)
+    result = poisson_alarms(observed, baseline, 1 / 12, alpha=0.05, min_count=3)
     assert np.nonzero(result.alarm)[0].tolist() == [17]
     assert result.threshold == pytest.approx(0.05 / 1200)
-    noisy_runs = sum(poisson_alarms(np.random.default_rng(s).poisson(expected), expected,
-                                    alpha=0.05).alarm.any() for s in range(200))
-    assert noisy_runs <= 20  # family-wise rate ≤ 5% (binomial 200 × 0.05 has sd ~3)
+    assert (result.alarm == (observed >= result.limit)).all()
+    assert result.statistic[17] == pytest.approx(rate_ratio_score(
+        [observed[17]], [baseline[17]], 1 / 12)[0])
+    noisy_runs = 0
+    for seed in range(200):
+        noise = np.random.default_rng(seed)
+        noisy_runs += poisson_alarms(noise.poisson(monthly), noise.poisson(monthly * 12),
+                                     1 / 12, alpha=0.05).alarm.any()
+    assert noisy_runs <= stats.binom.ppf(0.999, 200, 0.05)  # 21; measured 2
 
 
 def test_a_rare_series_needs_min_count():
-    result = poisson_alarms([2], [0.01], alpha=0.05, n_series=10, min_count=3)
+    result = poisson_alarms([2], [0], [0.01], alpha=0.05, n_series=10, min_count=3)
     assert result.p_value[0] < 1e-3 and not result.alarm[0]
+    assert result.limit[0] == 3  # 2 would pass the test; min_count sets the limit
 
 
 # -- the seasonal factor -------------------------------------------------------------------------
@@ -174,85 +247,96 @@ def _chart_cuts(period) -> set[datetime]:
         t for y in years for t in (*y.window, *y.reference)}
 
 
-def _chart(world: SeasonalWorld, period, *, seasonal: bool, true_rates: bool = False,
-           observed: np.ndarray | None = None):
-    """The chart of :func:`gis.warnings.scan` on the world's counts: λ from the 365-day
-    baseline (or the grids' true average rates), times the seasonal factor estimated from the
-    district's totals in the same windows of earlier years."""
-    if true_rates:
-        expected = world.daily * period.days
-    else:
-        expected = expected_counts(world.count(period.start - timedelta(days=365),
-                                               period.start), period.days, 365)
+def _chart(world: SeasonalWorld, period, *, seasonal: bool, observed: np.ndarray | None = None,
+           known_rate: bool = False):
+    """The chart of :func:`gis.warnings.scan` on the world's counts: each grid's count in the
+    period against its count in the 365 days before, times the seasonal factor estimated
+    from the district's totals in the same windows of earlier years. With ``known_rate``, the
+    old chart instead: ``P(X ≥ x)`` for ``X ~ Poisson(f·max(b, ½)·t/365)``, λ taken as known."""
+    baseline = world.count(period.start - timedelta(days=365), period.start)
+    factor = 1.0
     if seasonal:
         years = history_years(period.start, period.end, SeasonalWorld.DATA_START)
         factor = seasonal_factor([world.count(*y.window).sum() for y in years],
-                                 [world.count(*y.reference).sum() for y in years], period.days)
-        expected = expected * factor.factor
+                                 [world.count(*y.reference).sum() for y in years],
+                                 period.days).factor
     if observed is None:
         observed = world.count(period.start, period.end)
-    return poisson_alarms(observed, expected, alpha=0.05, min_count=3)
+    if known_rate:
+        p = stats.poisson.sf(observed - 1, expected_counts(baseline, period.days, 365) * factor)
+        return (p <= 0.05 / len(observed)) & (observed >= 3)
+    return poisson_alarms(observed, baseline, factor * period.days / 365, alpha=0.05,
+                          min_count=3).alarm
 
 
-def test_on_a_seasonal_null_the_seasonal_factor_keeps_the_peak_month_within_alpha():
-    """200 seeded worlds × 1000 grids, no spike, July 2018 (the peak): with the grids' true
-    average rates the stationary chart alarms in most worlds; times the seasonal factor
-    estimated from 2016 and 2017 it alarms in no more than α of them (at most 10 of 200 on
-    average, sd 3)."""
-    period = parse_period("2018-07")
+# Null worlds (no spike) per simulation, and the most worlds with a false alarm a chart within
+# the family-wise α = 0.05 may have: the 99.9 % point of Binomial(1000, 0.05) (mean 50, sd 6.9).
+# A chart whose family-wise rate is 5 % exceeds it with probability 0.1 %, whatever the seeds;
+# one at the old chart's 10 % (measured 106 of 1000 flat worlds) fails it.
+WORLDS = 1000
+WITHIN_ALPHA = int(stats.binom.ppf(0.999, WORLDS, 0.05))
+
+
+def _worlds(period, amplitude: float) -> list[SeasonalWorld]:
     cuts = _chart_cuts(period)
+    return [SeasonalWorld(seed, cuts, amplitude=amplitude) for seed in range(WORLDS)]
+
+
+def test_on_a_flat_null_the_conditional_chart_stays_within_alpha():
+    """1000 seeded flat worlds (no season) × 1000 grids, July 2018: the chart raises a false
+    alarm in no more than α of them, with or without the seasonal factor (measured 31 and
+    29 of 1000); the old chart, which took each grid's baseline rate as known, did not (106)."""
+    assert WITHIN_ALPHA == 73
+    period = parse_period("2018-07")
+    worlds = _worlds(period, 0.0)
+    stationary = sum(_chart(w, period, seasonal=False).any() for w in worlds)
+    seasonal = sum(_chart(w, period, seasonal=True).any() for w in worlds)
+    old = sum(_chart(w, period, seasonal=False, known_rate=True).any() for w in worlds)
+    assert stationary <= WITHIN_ALPHA and seasonal <= WITHIN_ALPHA  # measured 31 and 29
+    assert old > WITHIN_ALPHA  # measured 106
+
+
+def test_on_a_seasonal_null_the_peak_month_is_within_alpha_with_the_seasonal_factor():
+    """The same with the season, July 2018 (the peak, factor from 2016 and 2017): without the
+    factor the chart alarms in most worlds (the period's rate is 1.6 times the baseline's);
+    with it, in no more than α of them (measured 24 of 1000)."""
+    period = parse_period("2018-07")
     assert len(history_years(period.start, period.end, SeasonalWorld.DATA_START)) == 2
-    worlds = [SeasonalWorld(seed, cuts) for seed in range(200)]
-    stationary = [_chart(w, period, seasonal=False, true_rates=True).alarm for w in worlds]
-    seasonal = [_chart(w, period, seasonal=True, true_rates=True).alarm for w in worlds]
-    assert sum(a.any() for a in stationary) >= 140  # measured 155
-    assert sum(a.sum() for a in stationary) >= 200  # measured 286
-    assert sum(a.any() for a in seasonal) <= 20  # measured 4
-
-
-def test_on_a_seasonal_null_the_full_chart_alarms_far_less_with_the_seasonal_factor():
-    """The same worlds with λ from each grid's own 365-day baseline, as the scan computes it.
-    The seasonal factor removes the season's false alarms (185 → 31 worlds of 200); what is
-    left is above α: the noise of a one-year baseline per grid, which the chart does not allow
-    for. A flat world (no season) shows it too, 17 of 200 (docs/SUPERVISION.md §5)."""
-    period = parse_period("2018-07")
-    cuts = _chart_cuts(period)
-    worlds = [SeasonalWorld(seed, cuts) for seed in range(200)]
-    stationary = sum(_chart(w, period, seasonal=False).alarm.any() for w in worlds)
-    seasonal = sum(_chart(w, period, seasonal=True).alarm.any() for w in worlds)
-    flat = [SeasonalWorld(seed, cuts, amplitude=0) for seed in range(200)]
-    flat_stationary = sum(_chart(w, period, seasonal=False).alarm.any() for w in flat)
-    flat_seasonal = sum(_chart(w, period, seasonal=True).alarm.any() for w in flat)
-    assert stationary >= 170 and seasonal <= 50  # measured 185 and 31
-    assert flat_stationary <= 35 and flat_seasonal <= 35  # measured 17 and 17
+    worlds = _worlds(period, 0.6)
+    stationary = [_chart(w, period, seasonal=False) for w in worlds]
+    seasonal = sum(_chart(w, period, seasonal=True).any() for w in worlds)
+    assert sum(a.any() for a in stationary) >= 500  # measured 629
+    assert sum(a.sum() for a in stationary) >= 800  # measured 984
+    assert seasonal <= WITHIN_ALPHA  # measured 24
 
 
 def test_on_a_seasonal_null_the_trough_month_stays_within_alpha():
-    """January 2018 (the trough), λ from the 365-day baselines: the stationary chart is
-    blind (no alarm, and so no power either), the seasonal chart alarms in no more than α of
-    the worlds (measured 7 of 200)."""
+    """January 2018 (the trough): the stationary chart is blind (no alarm, and so no power
+    either), the seasonal chart alarms in no more than α of the worlds (measured 12 of
+    1000)."""
     period = parse_period("2018-01")
-    cuts = _chart_cuts(period)
-    worlds = [SeasonalWorld(seed, cuts) for seed in range(200)]
-    assert sum(_chart(w, period, seasonal=False).alarm.any() for w in worlds) == 0
-    assert sum(_chart(w, period, seasonal=True).alarm.any() for w in worlds) <= 20
+    worlds = _worlds(period, 0.6)
+    assert sum(_chart(w, period, seasonal=False).any() for w in worlds) == 0
+    assert sum(_chart(w, period, seasonal=True).any() for w in worlds) <= WITHIN_ALPHA
 
 
 def test_a_spike_in_the_trough_month_is_found_by_the_seasonal_chart_only():
     """January 2018 (the trough, factor 0.41 from 2016 and 2017): a grid that averages 3 a
-    month, so about 1.3 in January, reports 9. The stationary chart expects its yearly
-    average (3.1 from its baseline: p = 0.005) and misses it; the seasonal chart expects 1.3
-    (p = 8e-6 ≤ 0.05 / 1000) and finds it, and nothing else."""
+    month, so about 1.3 in January, with 37 in its baseline year, reports 9. Without the
+    factor the chart compares 9 with its yearly average (λ = 3.1: p = 0.009, limit 14) and
+    misses it; with it, λ = 1.3 (p = 1.9e-5 ≤ 0.05 / 1000, limit 9): found, and nothing
+    else."""
     period = parse_period("2018-01")
     world = SeasonalWorld(7, _chart_cuts(period))
     observed = world.count(period.start, period.end)
     spike = int(np.argmin(np.abs(world.daily * period.days - 3)))  # about 3 a month
     assert observed[spike] <= 3
+    assert world.count(period.start - timedelta(days=365), period.start)[spike] == 37
     observed[spike] = 9
     stationary = _chart(world, period, seasonal=False, observed=observed)
     seasonal = _chart(world, period, seasonal=True, observed=observed)
-    assert not stationary.alarm.any()
-    assert np.nonzero(seasonal.alarm)[0].tolist() == [spike]
+    assert not stationary.any()
+    assert np.nonzero(seasonal)[0].tolist() == [spike]
 
 
 # -- Benjamini-Hochberg and Gi* ------------------------------------------------------------------
@@ -343,11 +427,22 @@ def test_scan_warns_routes_and_records_once(reported):
         "observed": 15, "expected": pytest.approx(96 * 31 / 364), "years": 1}
     assert result.seasonal_factors["environment"]["factor"] == 1.0  # no history: 1
     assert warning["expected"] == pytest.approx(6 * 31 / 365 * factor)
-    assert warning["details"] == {"limit": warning["details"]["limit"],
+    # the conditional test by hand: 14 of the grid's 14 + 6 events fall in May, where the
+    # baseline's rate times f gives each a chance p0 = r / (1 + r), r = f · 31 / 365
+    r = factor * 31 / 365
+    p0 = r / (1 + r)
+    assert warning["p_value"] == pytest.approx(stats.binom.sf(13, 20, p0))
+    assert warning["statistic"] == pytest.approx((14 - 20 * p0) / np.sqrt(20 * p0 * (1 - p0)))
+    assert warning["threshold"] == pytest.approx(0.05 / 48)
+    limit = warning["details"]["limit"]
+    assert stats.binom.sf(limit - 1, limit + 6, p0) <= 0.05 / 48 < stats.binom.sf(
+        limit - 2, limit + 5, p0)
+    assert warning["details"] == {"limit": limit, "baseline": 6,
                                   "seasonal_factor": pytest.approx(factor)}
     assert listed[0]["details"]["seasonal_factor"] == pytest.approx(factor)
     (flat,) = stationary.warnings
     assert flat["expected"] == pytest.approx(6 * 31 / 365)
+    assert flat["p_value"] == pytest.approx(stats.binom.sf(13, 20, 31 / (31 + 365)))
     assert flat["details"]["seasonal_factor"] == 1.0
     assert not stationary.seasonal and stationary.seasonal_factors == {}
     assert result.n_series == 16 * 3 and result.poisson_threshold == pytest.approx(0.05 / 48)
@@ -383,8 +478,3 @@ def test_warning_map_renders_offline(reported):
     page = render_standalone(build_warnings_map(grids, result.warnings), "风险预警")
     assert "320213001001001" in page and "食品药品安全" in page
 
-
-def test_poisson_significance_matches_scipy():
-    observed, expected = np.array([7, 12]), np.array([1.5, 3.0])
-    assert np.allclose(poisson_tail(observed, expected),
-                       [stats.poisson.sf(6, 1.5), stats.poisson.sf(11, 3.0)])
