@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -39,7 +40,11 @@ def _link(conn, how: str | None) -> dict:
 
 
 def create_demo_users(engine: Engine, home: Path) -> tuple[Path, list[tuple[str, str, str]]]:
-    """Create the missing demo accounts; returns the password file and what was created."""
+    """Create the missing demo accounts; returns the password file and what was created.
+
+    The file (mode 0600) gathers the passwords of every database this home has made demo
+    accounts in, so each block opens with a comment naming the database (never its password).
+    """
     created = []
     with engine.begin() as conn:
         for username, role, name, how in DEMO_ACCOUNTS:
@@ -57,7 +62,13 @@ def create_demo_users(engine: Engine, home: Path) -> tuple[Path, list[tuple[str,
     if created:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"# {_database_name(engine)}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
             for row in created:
                 handle.write("\t".join(row) + "\n")
         path.chmod(0o600)
     return path, created
+
+
+def _database_name(engine: Engine) -> str:
+    url = engine.url
+    return f"database {url.database} on {url.host or 'localhost'}:{url.port or 5432}"
