@@ -26,6 +26,7 @@ The definitions (see docs/INDICATORS.md for the full text and the reasons):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -94,10 +95,219 @@ def _prefix_length(codes: pd.Index) -> int:
     return int(codes.str.len().min())
 
 
-def _grid_case_counts(conn: Connection, period: Period, as_of: datetime,
-                      config: IndicatorConfig) -> pd.DataFrame:
-    """Every count of the cohort per grid code. All counts add up over grids (each case has
-    exactly one grid), so coarser levels are sums over code prefixes."""
+@dataclass(frozen=True)
+class _GridCounts:
+    cases: pd.DataFrame
+    reports: pd.Series
+
+    def rolled_up(self, prefix: int) -> pd.DataFrame:
+        cases = self.cases.groupby(self.cases.index.astype(str).str[:prefix]).sum()
+        reports = self.reports.groupby(self.reports.index.astype(str).str[:prefix]).sum()
+        return cases.join(reports, how="outer")
+
+
+#: The consolidation search pairs each closed case with the candidate recurrences in the same
+#: cells of space (degrees) and time (seconds) before the exact test. A closed case probes
+#: every cell its search box overlaps: the box reaches further than the bounding-box test
+#: (``radius / 90000`` degrees, plus the float4 rounding of PostGIS boxes, under 4e-5 degrees
+#: at any longitude), and covers ``(closed_at, closed_at + days]``, so every pair that passes
+#: the exact test is paired. A cell is as wide as the box, so a box overlaps at most 2 x 2
+#: cells and 2 time buckets.
+def _search_cells(config: IndicatorConfig) -> dict[str, float]:
+    reach = abs(config.consolidation_radius_m) / 90000.0 + 1e-4
+    return {"reach": reach, "cell": 4.0 * reach,
+            "bucket": 2 * 86400.0 * (max(config.consolidation_days, 0) + 1)}
+
+
+_CASE_COUNTS_SQL = """
+    WITH period AS (
+        SELECT p.j, p.start_at, p.end_at, p.as_of
+        FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]),
+                    CAST(:moments AS timestamptz[]))
+             WITH ORDINALITY AS p(start_at, end_at, as_of, j)
+    ),
+    -- the cohort of every period, under its grid's code cut to the finest level asked for:
+    -- a case reported in two of the periods (they may overlap) is there twice, each time
+    -- with that period's evaluation moment
+    cohort AS MATERIALIZED (
+        SELECT p.j, p.as_of, left(lu.code, :prefix) AS code, c.id, c.class_code,
+               c.incident_id, c.incident_reported_at, c.accepted_at, c.filed_at,
+               c.dispatched_at, c.handled_at, c.handle_due_at, c.closed_at, c.due_at,
+               c.rework_count
+        FROM period p
+        JOIN case_file c ON c.reported_at >= p.start_at AND c.reported_at < p.end_at
+        JOIN unit lu ON lu.id = c.grid_id
+    ),
+    -- the cases whose consolidation counts (closed by the evaluation moment), each once,
+    -- with the periods it counts in
+    closed AS MATERIALIZED (
+        SELECT id, code, class_code, closed_at,
+               closed_at + make_interval(days => :days) AS recur_until,
+               incident_id, incident_reported_at, array_agg(j) AS js
+        FROM cohort WHERE closed_at < as_of
+        GROUP BY id, code, class_code, closed_at, incident_id, incident_reported_at
+    ),
+    -- the cases that can mark one of them as recurring: valid, and reported after some
+    -- closure and within the window of some closure
+    later AS MATERIALIZED (
+        SELECT r.id, r.class_code, r.reported_at, r.incident_id, r.incident_reported_at
+        FROM case_file r
+        WHERE r.reported_at > (SELECT min(closed_at) FROM closed)
+          AND r.reported_at <= (SELECT max(recur_until) FROM closed)
+          AND r.state NOT IN ('not_accepted', 'duplicate', 'void')
+    ),
+    -- both kinds at their incident's point: k (a closed case: its search box covers
+    -- (closed_at, recur_until] and the bounding-box reach around the point) and r (a
+    -- candidate recurrence: its report time and point)
+    point AS MATERIALIZED (
+        SELECT e.kind, e.id, e.code, e.js, e.class_code, e.at, e.recur_until, i.geom,
+               ST_X(i.geom) AS x, ST_Y(i.geom) AS y
+        FROM (SELECT 'k' AS kind, id, code, js, class_code, closed_at AS at, recur_until,
+                     incident_id, incident_reported_at
+              FROM closed
+              UNION ALL
+              SELECT 'r', id, NULL, NULL, class_code, reported_at, reported_at, incident_id,
+                     incident_reported_at
+              FROM later) e
+        JOIN incident i ON i.id = e.incident_id AND i.reported_at = e.incident_reported_at
+        WHERE i.geom IS NOT NULL
+    ),
+    -- the cells of space and time each point's box overlaps: a candidate's box is its point
+    -- and report time, one cell; a closed case's overlaps at most 2 x 2 x 2
+    boxed AS MATERIALIZED (
+        SELECT p.kind, p.id, p.code, p.js, p.class_code, p.at, p.recur_until, p.geom,
+               floor((p.x - p.reach) / :cell)::bigint AS x0,
+               floor((p.x + p.reach) / :cell)::bigint AS x1,
+               floor((p.y - p.reach) / :cell)::bigint AS y0,
+               floor((p.y + p.reach) / :cell)::bigint AS y1,
+               floor(date_part('epoch', p.at) / :bucket)::bigint AS t0,
+               floor(date_part('epoch', p.recur_until) / :bucket)::bigint AS t1
+        FROM (SELECT point.*, CASE kind WHEN 'k' THEN :reach ELSE 0.0 END AS reach
+              FROM point) p
+    ),
+    probe AS MATERIALIZED (
+        SELECT b.id, b.code, b.js, b.class_code, b.at AS closed_at, b.recur_until, b.geom,
+               b.x0 + n.dx AS cx, b.y0 + n.dy AS cy, b.t0 + n.dt AS ct
+        FROM boxed b
+        CROSS JOIN (VALUES (0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1),
+                           (1, 1, 0), (1, 1, 1)) AS n(dx, dy, dt)
+        WHERE b.kind = 'k'
+          AND b.x0 + n.dx <= b.x1 AND b.y0 + n.dy <= b.y1 AND b.t0 + n.dt <= b.t1
+    ),
+    target AS MATERIALIZED (
+        SELECT id, class_code, at AS reported_at, geom, x0 AS cx, y0 AS cy, t0 AS ct
+        FROM boxed WHERE kind = 'r'
+    ),
+    -- closed cases after which the problem came back, by the reference query's rule. A FULL
+    -- JOIN, with the rule in a WHERE that keeps it full (COALESCE is not strict), can only
+    -- run as a hash or merge join on the cell: never as a loop over all pairs, whatever the
+    -- planner guesses of the sizes of these derived tables
+    recurred AS (
+        SELECT DISTINCT k.id, k.code, k.js
+        FROM probe k
+        FULL JOIN target r ON r.class_code = k.class_code AND r.cx = k.cx AND r.cy = k.cy
+                           AND r.ct = k.ct
+        WHERE coalesce(r.id <> k.id
+                       AND r.reported_at > k.closed_at
+                       AND r.reported_at <= k.recur_until
+                       AND r.geom && ST_Expand(k.geom, :radius / 90000.0)
+                       AND ST_DWithin(r.geom::geography, k.geom::geography, :radius), false)
+    ),
+    -- per period and code; consolidated = closed, less the recurred (a union, not a join)
+    counted AS (
+        SELECT c.j, c.code,
+          count(*) AS cases,
+          count(*) FILTER (WHERE c.accepted_at IS NOT NULL) AS valid_reports,
+          count(*) FILTER (WHERE c.filed_at IS NOT NULL) AS filed,
+          count(*) FILTER (WHERE c.dispatched_at IS NOT NULL AND c.dispatched_at < c.as_of)
+            AS due_to_handle,
+          count(*) FILTER (WHERE c.handled_at IS NOT NULL AND c.handled_at < c.as_of)
+            AS handled,
+          count(*) FILTER (WHERE c.handled_at < c.as_of AND c.handled_at <= c.handle_due_at)
+            AS handled_on_time,
+          count(*) FILTER (WHERE c.filed_at IS NOT NULL
+                           AND (c.closed_at < c.as_of OR c.due_at < c.as_of)) AS due_to_close,
+          count(*) FILTER (WHERE c.closed_at < c.as_of) AS closed,
+          count(*) FILTER (WHERE c.closed_at < c.as_of AND c.closed_at <= c.due_at)
+            AS closed_on_time,
+          count(*) FILTER (WHERE c.rework_count > 0 AND c.handled_at < c.as_of) AS reworked,
+          count(*) FILTER (WHERE (c.closed_at < c.as_of AND c.closed_at > c.due_at)
+                           OR ((c.closed_at IS NULL OR c.closed_at >= c.as_of)
+                               AND c.due_at < c.as_of)) AS overdue,
+          count(*) FILTER (WHERE c.closed_at < c.as_of) AS consolidated
+        FROM cohort c
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT u.j, x.code, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -count(*)
+        FROM recurred x CROSS JOIN LATERAL unnest(x.js) AS u(j)
+        GROUP BY 1, 2
+    )
+    SELECT j, code, sum(cases)::bigint AS cases, sum(valid_reports)::bigint AS valid_reports,
+      sum(filed)::bigint AS filed, sum(due_to_handle)::bigint AS due_to_handle,
+      sum(handled)::bigint AS handled, sum(handled_on_time)::bigint AS handled_on_time,
+      sum(due_to_close)::bigint AS due_to_close, sum(closed)::bigint AS closed,
+      sum(closed_on_time)::bigint AS closed_on_time, sum(reworked)::bigint AS reworked,
+      sum(overdue)::bigint AS overdue, sum(consolidated)::bigint AS consolidated
+    FROM counted
+    GROUP BY 1, 2
+"""
+
+_REPORT_COUNTS_SQL = """
+    WITH per_grid AS (
+        SELECT p.j, i.grid_id, count(*) AS reports
+        FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
+             WITH ORDINALITY AS p(start_at, end_at, j)
+        JOIN incident i ON i.reported_at >= p.start_at AND i.reported_at < p.end_at
+        WHERE i.location_status = 'assigned'
+          AND i.reported_at >= :first AND i.reported_at < :last
+        GROUP BY 1, 2
+    )
+    SELECT g.j, left(u.code, :prefix) AS code, sum(g.reports)::bigint AS reports
+    FROM per_grid g JOIN unit u ON u.id = g.grid_id
+    GROUP BY 1, 2
+"""
+
+
+def _grid_counts_set(conn: Connection, periods: Sequence[Period], moments: Sequence[datetime],
+                     config: IndicatorConfig, prefix: int) -> list[_GridCounts]:
+    """Every count of every period's cohort per grid code, for all periods in one statement,
+    rolled up in the database to the first ``prefix`` characters of the code (the finest
+    level asked for; :meth:`_GridCounts.rolled_up` rolls up further).
+
+    Equal, count for count, to :func:`_grid_case_counts_reference` and
+    :func:`_grid_report_counts_reference` per period (a test holds them to it), but set-based:
+    the consolidation test pairs closed cases with candidate recurrences by class and cell
+    (:func:`_search_cells`) in one hash join instead of one spatial search per closed case,
+    and each case's recurrence is settled once however many periods it is in. The other
+    counts do not join cases to their incident: the foreign key makes that join a no-op."""
+    if not periods:
+        return []
+    bounds = {"starts": [p.start for p in periods], "ends": [p.end for p in periods],
+              "prefix": prefix}
+    params = {**bounds, "moments": list(moments), "days": config.consolidation_days,
+              "radius": config.consolidation_radius_m, **_search_cells(config)}
+    columns = [c for c in COUNTS if c != "reports"]
+    cases = pd.DataFrame(conn.execute(text(_CASE_COUNTS_SQL), params).mappings().all(),
+                         columns=["j", "code", *columns])
+    span = {"first": min(p.start for p in periods), "last": max(p.end for p in periods)}
+    reports = pd.DataFrame(conn.execute(text(_REPORT_COUNTS_SQL), {**bounds, **span}).all(),
+                           columns=["j", "code", "reports"])
+    out = []
+    for j in range(1, len(periods) + 1):
+        mine = cases[cases["j"] == j].drop(columns="j").set_index("code")
+        theirs = reports[reports["j"] == j]
+        out.append(_GridCounts(mine, pd.Series(dict(zip(theirs["code"], theirs["reports"],
+                                                        strict=True)),
+                                               dtype="int64", name="reports")))
+    return out
+
+
+def _grid_case_counts_reference(conn: Connection, period: Period, as_of: datetime,
+                                config: IndicatorConfig) -> pd.DataFrame:
+    """The reference: every count of the cohort per grid code, written as the formulas read
+    (docs/INDICATORS.md), one correlated spatial search per closed case. Slow (seconds for a
+    year of a district); kept as the definition the fast path is tested and benchmarked
+    against."""
     sql = """
         SELECT lu.code AS code,
           count(*) AS cases,
@@ -140,7 +350,7 @@ def _grid_case_counts(conn: Connection, period: Period, as_of: datetime,
     return pd.DataFrame(rows, columns=["code", *columns]).set_index("code")
 
 
-def _grid_report_counts(conn: Connection, period: Period) -> pd.Series:
+def _grid_report_counts_reference(conn: Connection, period: Period) -> pd.Series:
     rows = conn.execute(text(
         """SELECT g.code, count(*) FROM incident i JOIN unit g ON g.id = i.grid_id
            WHERE i.location_status = 'assigned'
@@ -149,41 +359,55 @@ def _grid_report_counts(conn: Connection, period: Period) -> pd.Series:
     return pd.Series(dict(rows), dtype="int64", name="reports")
 
 
-@dataclass(frozen=True)
-class _GridCounts:
-    cases: pd.DataFrame
-    reports: pd.Series
-
-    def rolled_up(self, prefix: int) -> pd.DataFrame:
-        cases = self.cases.groupby(self.cases.index.astype(str).str[:prefix]).sum()
-        reports = self.reports.groupby(self.reports.index.astype(str).str[:prefix]).sum()
-        return cases.join(reports, how="outer")
-
-
-def _grid_counts(conn: Connection, period: Period, as_of: datetime,
-                 config: IndicatorConfig) -> _GridCounts:
-    return _GridCounts(_grid_case_counts(conn, period, as_of, config),
-                       _grid_report_counts(conn, period))
+def _grid_counts_reference(conn: Connection, period: Period, as_of: datetime,
+                           config: IndicatorConfig) -> _GridCounts:
+    return _GridCounts(_grid_case_counts_reference(conn, period, as_of, config),
+                       _grid_report_counts_reference(conn, period))
 
 
 def unit_indicators(conn: Connection, level: str, period: Period, *,
-                    as_of: datetime | None = None,
-                    config: IndicatorConfig = DEFAULT_CONFIG) -> pd.DataFrame:
+                    as_of: datetime | None = None, config: IndicatorConfig = DEFAULT_CONFIG,
+                    reference: bool = False) -> pd.DataFrame:
     """Every indicator for every unit of ``level`` in the active generation, one row each
     (units without a case included, with zero counts and empty rates)."""
-    return all_levels(conn, period, as_of=as_of, config=config, levels=(level,))[level]
+    return all_levels(conn, period, as_of=as_of, config=config, levels=(level,),
+                      reference=reference)[level]
 
 
 def all_levels(conn: Connection, period: Period, *, as_of: datetime | None = None,
-               config: IndicatorConfig = DEFAULT_CONFIG,
-               levels: tuple[str, ...] = LEVELS) -> dict[str, pd.DataFrame]:
+               config: IndicatorConfig = DEFAULT_CONFIG, levels: tuple[str, ...] = LEVELS,
+               reference: bool = False) -> dict[str, pd.DataFrame]:
     """:func:`unit_indicators` for several levels from one pass over the cases."""
-    for level in levels:
-        if level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}")
-    as_of = min(as_of or datetime.now(SHANGHAI), period.end)
-    counts = _grid_counts(conn, period, as_of, config)
-    return {level: _finish(_units(conn, level), counts, period, config) for level in levels}
+    return evaluate(conn, [(period, levels)], as_of=as_of, config=config,
+                    reference=reference)[0]
+
+
+def evaluate(conn: Connection, requests: Sequence[tuple[Period, Sequence[str]]], *,
+             as_of: datetime | None = None, config: IndicatorConfig = DEFAULT_CONFIG,
+             reference: bool = False) -> list[dict[str, pd.DataFrame]]:
+    """:func:`all_levels` for several (period, levels) requests from one statement over the
+    cases of all their periods (overlapping or not): one dict per request, in order. Each
+    period is evaluated at its own moment, its end or ``as_of`` (default now) if earlier.
+
+    ``reference=True`` computes each request with the reference queries instead, which read
+    as the formulas do and are slow: for the tests and benchmarks that hold the two equal."""
+    for _, levels in requests:
+        for level in levels:
+            if level not in LEVELS:
+                raise ValueError(f"level must be one of {', '.join(LEVELS)}")
+    now = as_of or datetime.now(SHANGHAI)
+    periods = [period for period, _ in requests]
+    moments = [min(now, period.end) for period in periods]
+    wanted = dict.fromkeys(level for _, levels in requests for level in levels)
+    units = {level: _units(conn, level) for level in wanted}
+    if reference:
+        counts = [_grid_counts_reference(conn, period, moment, config)
+                  for period, moment in zip(periods, moments, strict=True)]
+    else:
+        finest = max((_prefix_length(u.index) for u in units.values()), default=0)
+        counts = _grid_counts_set(conn, periods, moments, config, finest)
+    return [{level: _finish(units[level], grid_counts, period, config) for level in levels}
+            for (period, levels), grid_counts in zip(requests, counts, strict=True)]
 
 
 def _finish(units: pd.DataFrame, counts: _GridCounts, period: Period,
@@ -220,23 +444,25 @@ def pass_rate(frame: pd.DataFrame) -> float:
 
 
 def compare_periods(conn: Connection, level: str, before: Period, after: Period, *,
-                    as_of: datetime | None = None,
-                    config: IndicatorConfig = DEFAULT_CONFIG) -> pd.DataFrame:
+                    as_of: datetime | None = None, config: IndicatorConfig = DEFAULT_CONFIG,
+                    reference: bool = False) -> pd.DataFrame:
     """Each indicator in two periods per unit, with the change (after − before)."""
     return compare_levels(conn, before, after, as_of=as_of, config=config,
-                          levels=(level,))[level]
+                          levels=(level,), reference=reference)[level]
 
 
 def compare_levels(conn: Connection, before: Period, after: Period, *,
                    as_of: datetime | None = None, config: IndicatorConfig = DEFAULT_CONFIG,
-                   levels: tuple[str, ...] = LEVELS) -> dict[str, pd.DataFrame]:
-    """:func:`compare_periods` for several levels from one pass per period."""
-    a = all_levels(conn, before, as_of=as_of, config=config, levels=levels)
-    b = all_levels(conn, after, as_of=as_of, config=config, levels=levels)
-    return {level: _comparison(a[level], b[level]) for level in levels}
+                   levels: tuple[str, ...] = LEVELS,
+                   reference: bool = False) -> dict[str, pd.DataFrame]:
+    """:func:`compare_periods` for several levels from one pass over both periods."""
+    a, b = evaluate(conn, [(before, levels), (after, levels)], as_of=as_of, config=config,
+                    reference=reference)
+    return {level: comparison(a[level], b[level]) for level in levels}
 
 
-def _comparison(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+def comparison(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Two frames of one level (before, after) side by side, with the change."""
     numeric = [c for c in INDICATORS if c != "passed"]
     out = a[["name", "parent_code"]].copy()
     for column in numeric:

@@ -77,6 +77,7 @@ class Case(Base):
                              ["incident.id", "incident.reported_at"],
                              name="fk_case_file_incident"),
         UniqueConstraint("incident_id", "incident_reported_at", name="uq_case_file_incident"),
+        Index("ix_case_file_reported", "reported_at"),
         Index("ix_case_file_grid_reported", "grid_id", "reported_at"),
         Index("ix_case_file_street_reported", "street_id", "reported_at"),
         Index("ix_case_file_community_reported", "community_id", "reported_at"),
