@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
 from sqlalchemy.exc import OperationalError
@@ -79,6 +80,13 @@ def _database_down(exc: OperationalError) -> Response:
     from webmap import database_unavailable
 
     return database_unavailable(exc)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The site icon, for pages that do not name one (Folium's map pages, browsers' guesses)."""
+    return send_file(Path(bp.static_folder) / "favicon.svg", mimetype="image/svg+xml",
+                     max_age=ASSET_MAX_AGE, conditional=True)
 
 
 @bp.get(f"{ASSETS_PREFIX}/<bundle>/<path:filename>")

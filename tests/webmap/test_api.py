@@ -198,6 +198,13 @@ def test_database_down_is_503():
     assert page.status_code == 503 and b"gridgov db status" in page.data
 
 
+def test_site_icon_is_served_and_named_by_the_pages(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.data.startswith(b"<svg") and "max-age" in icon.headers["Cache-Control"]
+    assert b'href="/static/webmap/favicon.svg"' in client.get("/login").data
+
+
 # -- the home page and its cache -----------------------------------------------------------------
 def test_home_page_is_built_once_per_generation(fresh_engine, fresh_url, monkeypatch):
     first = create_generation(fresh_engine, small_hierarchy(), name="first")

@@ -81,7 +81,8 @@ def test_page_loads_no_external_script_or_stylesheet(page):
 
 def test_every_asset_is_served_with_its_content_type(app, page):
     client = app.test_client()
-    expected = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    expected = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+                ".svg": "image/svg+xml"}
     urls = [u for u in refs(page).urls if u.startswith(("/assets/", "/static/"))]
     css = client.get("/assets/leaflet/leaflet.css").get_data(as_text=True)
     images = re.findall(r"url\((images/[^)]+)\)", css)
