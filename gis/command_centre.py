@@ -1,5 +1,6 @@
-"""Read side of the command centre: the case queue, one case with its trail, map layers and the
-contacts of grids. Nothing here writes: transitions go through :mod:`gis.workflow`.
+"""Read side of the command centre: the case queue, one case with its trail, map layers, the
+contacts of grids and the figures of the indicator dashboard. Nothing here writes: transitions
+go through :mod:`gis.workflow`.
 
 A case is *overdue* when it is not closed and its current node's deadline has passed (the rule
 :func:`gis.case_summary.summarise_cases` counts). Units are matched by code prefix (a grid's code
@@ -14,10 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Connection, text
 
+from gis.case_summary import CaseSummary, summarise_cases
+from gis.indicators import comparison, evaluate
 from gis.models.incidents import SOURCES
-from gis.periods import Period
+from gis.periods import Period, months_ending
 from gis.workflow import STATES
 
 #: Sort keys of the case queue → SQL expression (the case id breaks ties).
@@ -362,6 +366,45 @@ def grid_leaders(conn: Connection) -> dict[str, Contact]:
            ORDER BY sg.grid_code, s.code""")).all()
     return {code: Contact(name, phone) for code, name, phone in rows}
 
+
+
+# -- the indicator dashboard ----------------------------------------------------------------------
+#: Months in the dashboard's trend (the district, month by month, up to the period's last month).
+TREND_MONTHS = 12
+
+
+@dataclass(frozen=True)
+class DashboardFigures:
+    """What the indicator dashboard shows for one level and period (frames as
+    :func:`gis.indicators.unit_indicators` returns them)."""
+
+    table: pd.DataFrame  # every unit of the level
+    streets: pd.DataFrame  # every street: the bars
+    trend: list[tuple[Period, pd.Series]]  # the district in each month of the trend
+    comparison: pd.DataFrame | None  # the level in ``compare`` beside the period
+    summary: CaseSummary
+
+
+def dashboard_figures(conn: Connection, level: str, period: Period, *, now: datetime,
+                      compare: Period | None = None,
+                      months: int = TREND_MONTHS) -> DashboardFigures:
+    """The dashboard's indicators from one statement over the cases of all its periods (the
+    period at the level and at street level, the district in each trend month, the compared
+    period at the level), evaluated at ``now`` or the end of each period if earlier; and the
+    case summary of the period."""
+    trend = months_ending(period, months)
+    requests = [(period, tuple(dict.fromkeys((level, "street")))),
+                *[(month, ("district",)) for month in trend]]
+    if compare is not None:
+        requests.append((compare, (level,)))
+    results = evaluate(conn, requests, as_of=now)
+    shown = results[0]
+    return DashboardFigures(
+        table=shown[level], streets=shown["street"],
+        trend=[(month, figures["district"].iloc[0])
+               for month, figures in zip(trend, results[1:1 + months], strict=True)],
+        comparison=comparison(results[-1][level], shown[level]) if compare else None,
+        summary=summarise_cases(conn, period, now))
 
 
 def find_case_id(conn: Connection, reference: str) -> int | None:

@@ -63,3 +63,14 @@ def parse_period(text: str) -> Period:
             raise ValueError(f"period {text!r}: the end is before the start")
         return Period(value, _midnight(first), _midnight(last + timedelta(days=1)))
     raise ValueError(f"period {text!r}: use 2019, 2019Q2, 2019-05 or 2019-01-01..2019-03-31")
+
+
+def months_ending(period: Period, count: int = 12) -> list[Period]:
+    """The ``count`` calendar months ending with the month of the period's last day, oldest
+    first."""
+    last = (period.end - timedelta(days=1)).date()
+    months = []
+    for back in range(count - 1, -1, -1):
+        index = last.year * 12 + last.month - 1 - back
+        months.append(parse_period(f"{index // 12}-{index % 12 + 1:02d}"))
+    return months

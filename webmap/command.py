@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -33,9 +33,9 @@ from flask_babel import gettext as _
 from werkzeug.routing import BuildError
 
 from gis import command_centre as centre
-from gis.case_summary import default_period, summarise_cases
+from gis.case_summary import default_period
 from gis.duplicates import suggest_duplicates
-from gis.indicators import LEVELS, compare_periods, pass_rate, unit_indicators
+from gis.indicators import LEVELS, pass_rate, unit_indicators
 from gis.masking import mask_name, mask_phone
 from gis.models.incidents import SOURCES
 from gis.periods import SHANGHAI, Period, parse_period
@@ -487,9 +487,14 @@ class DashboardQuery:
 
 
 def indicator_table(conn, query: DashboardQuery) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The indicator frame and one sorted dict per unit: code, name, every indicator, and at
-    grid level the grid's leader (personal data: mask before showing)."""
+    """The indicator frame of the query's level and period, and :func:`indicator_rows`."""
     frame = query.narrow(unit_indicators(conn, query.level, query.period))
+    return frame, indicator_rows(conn, query, frame)
+
+
+def indicator_rows(conn, query: DashboardQuery, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """One sorted dict per unit of ``frame``: code, name, every indicator, and at grid level
+    the grid's leader (personal data: mask before showing)."""
     leaders = centre.grid_leaders(conn) if query.level == "grid" else {}
     rows = []
     for code, record in zip(frame.index, frame.to_dict("records"), strict=True):
@@ -507,30 +512,21 @@ def indicator_table(conn, query: DashboardQuery) -> tuple[pd.DataFrame, list[dic
     rows.sort(key=lambda row: (0 if missing(row) else row[query.sort], row["code"]),
               reverse=query.descending)
     rows.sort(key=missing)  # units without a value last, whatever the direction
-    return frame, rows
+    return rows
 
 
-def _month_periods(period: Period, count: int = 12) -> list[Period]:
-    """The ``count`` months ending with the period's last month."""
-    last = (period.end - timedelta(days=1)).date()
-    months = []
-    for back in range(count - 1, -1, -1):
-        index = last.year * 12 + last.month - 1 - back
-        months.append(parse_period(f"{index // 12}-{index % 12 + 1:02d}"))
-    return months
-
-
-def _charts(conn, query: DashboardQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _charts(conn, query: DashboardQuery, figures: centre.DashboardFigures,
+            rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Bars of the on-time closure rate per street; the district's monthly trend."""
     if query.level != "street":
-        rows = indicator_table(conn, DashboardQuery("street", query.period, None, "code",
-                                                    False, query.within[:9]))[1]
+        streets = DashboardQuery("street", query.period, None, "code", False, query.within[:9])
+        rows = indicator_rows(conn, streets, streets.narrow(figures.streets))
     streets = sorted(rows, key=lambda r: r["code"])
     bars = bar_chart([(r["name"], r["on_time_closure_rate"]) for r in streets],
                      title=_("On-time closure rate per street, %(period)s",
                              period=query.period.label), value_text=rate)
-    months = _month_periods(query.period)
-    trend = [unit_indicators(conn, "district", m).iloc[0] for m in months]
+    months = [month for month, _ in figures.trend]
+    trend = [district for _, district in figures.trend]
     labels = [format_date(m.start.date(), "yyyy-MM" if i == 0 or m.start.month == 1 else "LLL")
               for i, m in enumerate(months)]
     line = line_chart(
@@ -540,10 +536,11 @@ def _charts(conn, query: DashboardQuery, rows: list[dict[str, Any]]) -> dict[str
     return {"bars": bars, "trend": line}
 
 
-def _comparison(conn, query: DashboardQuery) -> list[dict[str, Any]] | None:
-    if query.compare is None:
+def _comparison(query: DashboardQuery,
+                figures: centre.DashboardFigures) -> list[dict[str, Any]] | None:
+    if figures.comparison is None:
         return None
-    frame = query.narrow(compare_periods(conn, query.level, query.compare, query.period))
+    frame = query.narrow(figures.comparison)
     return [{"code": str(code), **record}
             for code, record in zip(frame.index, frame.to_dict("records"), strict=True)]
 
@@ -555,10 +552,12 @@ def dashboard() -> str | tuple[str, int]:
     query = DashboardQuery.from_args(request.args)
     try:
         with _engine().connect() as conn:
-            frame, rows = indicator_table(conn, query)
-            context = {"rows": rows, "charts": _charts(conn, query, rows),
-                       "comparison": _comparison(conn, query),
-                       "summary": summarise_cases(conn, query.period, _now())}
+            figures = centre.dashboard_figures(conn, query.level, query.period, now=_now(),
+                                               compare=query.compare)
+            frame = query.narrow(figures.table)
+            rows = indicator_rows(conn, query, frame)
+            context = {"rows": rows, "charts": _charts(conn, query, figures, rows),
+                       "comparison": _comparison(query, figures), "summary": figures.summary}
     except LookupError:
         return _error_page(_("No boundaries are loaded yet."), 503)
     passed = pass_rate(frame)

@@ -23,9 +23,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from etl.simulate_cases import SimulationConfig, load_cases, load_incidents, prepare_district
+from gis.case_summary import summarise_cases
+from gis.command_centre import TREND_MONTHS, dashboard_figures
 from gis.database import get_engine
-from gis.indicators import LEVELS, IndicatorConfig, _search_cells, evaluate
-from gis.periods import SHANGHAI, parse_period
+from gis.indicators import (
+    LEVELS,
+    IndicatorConfig,
+    _search_cells,
+    compare_periods,
+    evaluate,
+    unit_indicators,
+)
+from gis.periods import SHANGHAI, months_ending, parse_period
 
 SEED = 41
 START, END = date(2019, 9, 1), date(2019, 12, 31)
@@ -121,3 +130,27 @@ def test_recurrences_cross_cells_of_the_search(engine):
             WHERE ST_DWithin(ri.geom::geography, i.geom::geography, 50)
             """), cells).one()
     assert crossings.space > 0 and crossings.time > 0
+
+
+def test_dashboard_figures_equal_the_old_pages_calls(engine):
+    """The dashboard's one statement gives what its separate reference calls gave."""
+    period, compare = parse_period("2019Q4"), parse_period("2019Q3")
+    with engine.connect() as conn:
+        figures = dashboard_figures(conn, "community", period, now=HORIZON, compare=compare)
+        old = {"table": unit_indicators(conn, "community", period, as_of=HORIZON,
+                                        reference=True),
+               "streets": unit_indicators(conn, "street", period, as_of=HORIZON,
+                                          reference=True),
+               "trend": [unit_indicators(conn, "district", month, as_of=HORIZON,
+                                         reference=True).iloc[0]
+                         for month in months_ending(period, TREND_MONTHS)],
+               "comparison": compare_periods(conn, "community", compare, period, as_of=HORIZON,
+                                             reference=True),
+               "summary": summarise_cases(conn, period, HORIZON)}
+    pd.testing.assert_frame_equal(figures.table, old["table"], check_exact=True)
+    pd.testing.assert_frame_equal(figures.streets, old["streets"], check_exact=True)
+    pd.testing.assert_frame_equal(figures.comparison, old["comparison"], check_exact=True)
+    assert [m.label for m, _ in figures.trend] == [f"2019-{m:02d}" for m in range(1, 13)]
+    for (_, new), before in zip(figures.trend, old["trend"], strict=True):
+        pd.testing.assert_series_equal(new, before, check_exact=True)
+    assert figures.summary == old["summary"]
