@@ -1,14 +1,25 @@
-"""The command-centre dashboard's service calls, timed on the demo database.
+"""The command-centre dashboard's service calls, old and new side by side, on the demo database.
 
     python bench/dashboard.py
     python bench/dashboard.py --levels street --periods 2019 --repeat 5
 
 For each scenario (a level and a period, and one comparison of the period with the year
-before) it makes the ``gis`` calls that ``/command/dashboard`` makes to draw one page: the
-indicator table of the level, the street bars, the district's 12-month trend, the period
-comparison when asked for, and the case summary. The database is only read (the demo database
-``gridgov`` by default, or ``--database-url``). The time of a scenario is the median of
-``--repeat`` runs. It prints a table and, last, one JSON line (also returned by :func:`main`).
+before) it fetches what ``/command/dashboard`` needs to draw one page: the indicator table of
+the level, the street bars, the district's 12-month trend, the period comparison when asked
+for, and the case summary (and the grid leaders at grid level). Two ways:
+
+- **old**: the calls the page made before ``gis.command_centre.dashboard_figures`` (one
+  ``unit_indicators`` per table, bar chart and trend month, ``compare_periods``), on the
+  reference queries (``reference=True``: one statement per period, one correlated spatial
+  search per closed case);
+- **new**: what the page calls now, ``dashboard_figures``: one set-based statement for all the
+  page's periods, then the summary.
+
+Both run on the same database in the same process, alternating, ``--repeat`` times; a
+scenario's time is the median. Every figure of the two must be equal (``disagreements``
+counts the frames and summaries that are not). The database is only read (the demo database
+``gridgov`` by default, or ``--database-url``). It prints a table and, last, one JSON line
+(also returned by :func:`main`).
 """
 
 from __future__ import annotations
@@ -20,8 +31,10 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,32 +45,57 @@ from gis import command_centre as centre  # noqa: E402
 from gis.case_summary import default_period, summarise_cases  # noqa: E402
 from gis.database import database_url, get_engine  # noqa: E402
 from gis.indicators import compare_periods, unit_indicators  # noqa: E402
-from gis.periods import Period, parse_period  # noqa: E402
+from gis.periods import Period, months_ending, parse_period  # noqa: E402
 
 LEVELS = ("district", "street", "community")
 
 
-def month_periods(period: Period, count: int = 12) -> list[Period]:
-    """The ``count`` months ending with the period's last month (the page's trend)."""
-    last = (period.end - timedelta(days=1)).date()
-    months = []
-    for back in range(count - 1, -1, -1):
-        index = last.year * 12 + last.month - 1 - back
-        months.append(parse_period(f"{index // 12}-{index % 12 + 1:02d}"))
-    return months
-
-
-def page_calls(conn: Connection, level: str, period: Period, compare: Period | None,
-               now: datetime) -> dict:
-    """The gis calls of one dashboard page (webmap.command.dashboard), in its order."""
-    table = unit_indicators(conn, level, period)
+def old_page(conn: Connection, level: str, period: Period, compare: Period | None,
+             now: datetime) -> dict:
+    """The gis calls of one dashboard page as webmap.command.dashboard made them before
+    dashboard_figures (commit e8766db), on the reference queries they ran then."""
+    table = unit_indicators(conn, level, period, as_of=now, reference=True)
     leaders = centre.grid_leaders(conn) if level == "grid" else None
-    streets = table if level == "street" else unit_indicators(conn, "street", period)
-    trend = [unit_indicators(conn, "district", m) for m in month_periods(period)]
-    comparison = compare_periods(conn, level, compare, period) if compare else None
+    streets = (table if level == "street" else
+               unit_indicators(conn, "street", period, as_of=now, reference=True))
+    trend = [unit_indicators(conn, "district", m, as_of=now, reference=True).iloc[0]
+             for m in months_ending(period, centre.TREND_MONTHS)]
+    comparison = (compare_periods(conn, level, compare, period, as_of=now, reference=True)
+                  if compare else None)
     summary = summarise_cases(conn, period, now)
     return {"table": table, "leaders": leaders, "streets": streets, "trend": trend,
             "comparison": comparison, "summary": summary}
+
+
+def new_page(conn: Connection, level: str, period: Period, compare: Period | None,
+             now: datetime) -> dict:
+    """The gis calls of one dashboard page as webmap.command.dashboard makes them now."""
+    figures = centre.dashboard_figures(conn, level, period, now=now, compare=compare)
+    leaders = centre.grid_leaders(conn) if level == "grid" else None
+    return {"table": figures.table, "leaders": leaders, "streets": figures.streets,
+            "trend": [district for _, district in figures.trend],
+            "comparison": figures.comparison, "summary": figures.summary}
+
+
+def disagreements(old: dict, new: dict) -> list[str]:
+    """The parts of two pages whose figures are not exactly equal."""
+    out = []
+    for part in ("table", "streets", "comparison"):
+        try:
+            if (old[part] is None) != (new[part] is None):
+                raise AssertionError("one is missing")
+            if old[part] is not None:
+                pd.testing.assert_frame_equal(old[part], new[part], check_exact=True)
+        except AssertionError:
+            out.append(part)
+    try:
+        assert len(old["trend"]) == len(new["trend"])
+        for a, b in zip(old["trend"], new["trend"], strict=True):
+            pd.testing.assert_series_equal(a, b, check_exact=True)
+    except AssertionError:
+        out.append("trend")
+    out += [part for part in ("summary", "leaders") if old[part] != new[part]]
+    return out
 
 
 @dataclass(frozen=True)
@@ -112,23 +150,39 @@ def main(argv: list[str] | None = None) -> dict:
     url = args.database_url or database_url()
     engine = get_engine(url)
     now = datetime.now(UTC)
-    rows = []
+    rows, wrong = [], []
     with engine.connect() as conn:
         cases = conn.execute(text("SELECT count(*) FROM case_file")).scalar_one()
         plan = scenarios(conn, args)
-        print(f"database {engine.url.database}: {cases:,} cases; median of {args.repeat} runs")
-        print(f"{'scenario':<28} {'page s':>9}")
+        print(f"database {engine.url.database}: {cases:,} cases; old and new alternating, "
+              f"median of {args.repeat} runs")
+        print(f"{'scenario':<28} {'old s':>9} {'new s':>9} {'old/new':>8}")
         for scenario in plan:
-            def page(s: Scenario = scenario) -> dict:
-                return page_calls(conn, s.level, s.period, s.compare, now)
+            def run(page: Callable, s: Scenario = scenario) -> dict:
+                return page(conn, s.level, s.period, s.compare, now)
 
-            page()  # warm the caches
-            seconds = statistics.median(timed(page) for _ in range(args.repeat))
-            rows.append({"scenario": scenario.label, "page_s": round(seconds, 4)})
-            print(f"{scenario.label:<28} {seconds:>9.3f}")
+            differ = disagreements(run(old_page), run(new_page))  # also warms the caches
+            wrong += [f"{scenario.label}: {part}" for part in differ]
+            old_times, new_times = [], []
+            for _ in range(args.repeat):
+                old_times.append(timed(lambda: run(old_page)))
+                new_times.append(timed(lambda: run(new_page)))
+            old_s, new_s = statistics.median(old_times), statistics.median(new_times)
+            rows.append({"scenario": scenario.label, "old_s": round(old_s, 4),
+                         "new_s": round(new_s, 4), "ratio": round(old_s / new_s, 1),
+                         "disagreements": len(differ)})
+            print(f"{scenario.label:<28} {old_s:>9.3f} {new_s:>9.3f} {old_s / new_s:>7.1f}x"
+                  + (f"  DIFFERENT: {', '.join(differ)}" if differ else ""))
+    old_total, new_total = sum(r["old_s"] for r in rows), sum(r["new_s"] for r in rows)
     result = {"database": engine.url.database, "cases": cases, "repeat": args.repeat,
-              "scenarios": rows,
-              "page_total_s": round(sum(r["page_s"] for r in rows), 4)}
+              "scenarios": rows, "old_total_s": round(old_total, 4),
+              "new_total_s": round(new_total, 4),
+              "ratio_total": round(old_total / new_total, 1),
+              "ratio_min": min(r["ratio"] for r in rows),
+              "new_max_s": max(r["new_s"] for r in rows),
+              "disagreements": len(wrong)}
+    print(f"total {old_total:.3f} s old, {new_total:.3f} s new ({old_total / new_total:.1f}x); "
+          f"slowest new page {result['new_max_s']:.3f} s; {len(wrong)} disagreements")
     print(json.dumps(result, ensure_ascii=False))
     return result
 
