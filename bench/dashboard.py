@@ -15,11 +15,18 @@ for, and the case summary (and the grid leaders at grid level). Two ways:
 - **new**: what the page calls now, ``dashboard_figures``: one set-based statement for all the
   page's periods, then the summary.
 
-Both run on the same database in the same process, alternating, ``--repeat`` times; a
-scenario's time is the median. Every figure of the two must be equal (``disagreements``
-counts the frames and summaries that are not). The database is only read (the demo database
-``gridgov`` by default, or ``--database-url``). It prints a table and, last, one JSON line
-(also returned by :func:`main`).
+Both run on the same data in the same process, alternating, ``--repeat`` times; a scenario's
+time is the median. Every figure of the two must be equal (``disagreements`` counts the frames
+and summaries that are not).
+
+The data are a scratch copy of the demo database ``gridgov`` (or of ``--database-url``):
+``gridgov_bench_<pid>_dashboard``, created from it as a template and dropped at the end. The old
+way runs there on the schema as it was: in a transaction that drops migration 0007's index on
+``case_file.reported_at`` and is rolled back (with the index the planner runs the old
+correlated search by report time, several times slower: that would flatter the new way).
+``--in-place`` reads the database itself instead, old way on its current schema, when a copy
+cannot be made (a template must have no other connections). It prints a table and, last, one
+JSON line (also returned by :func:`main`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,8 +47,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psycopg  # noqa: E402
 from sqlalchemy import Connection, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.assign import ScratchDatabase, sigterm_as_exit  # noqa: E402
 from gis import command_centre as centre  # noqa: E402
 from gis.case_summary import default_period, summarise_cases  # noqa: E402
 from gis.database import database_url, get_engine  # noqa: E402
@@ -65,6 +76,18 @@ def old_page(conn: Connection, level: str, period: Period, compare: Period | Non
     summary = summarise_cases(conn, period, now)
     return {"table": table, "leaders": leaders, "streets": streets, "trend": trend,
             "comparison": comparison, "summary": summary}
+
+
+def old_page_on_old_schema(conn: Connection, level: str, period: Period,
+                           compare: Period | None, now: datetime) -> dict:
+    """:func:`old_page` without migration 0007's index (dropped in a transaction that is
+    rolled back: on a scratch copy only, it locks ``case_file`` meanwhile)."""
+    conn.rollback()
+    with conn.begin() as transaction:
+        conn.execute(text("DROP INDEX IF EXISTS ix_case_file_reported"))
+        page = old_page(conn, level, period, compare, now)
+        transaction.rollback()
+    return page
 
 
 def new_page(conn: Connection, level: str, period: Period, compare: Period | None,
@@ -141,41 +164,66 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="leave out the comparison scenario (the first period, if a year, "
                         "against the year before)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (median)")
+    parser.add_argument("--in-place", action="store_true",
+                        help="read the database itself, not a scratch copy; the old way then "
+                        "runs on the current schema")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; prints the table and, last, one JSON line (also returned)."""
     args = parse_args(argv)
-    url = args.database_url or database_url()
-    engine = get_engine(url)
+    source = args.database_url or database_url()
+    with sigterm_as_exit(), ExitStack() as stack:
+        if args.in_place:
+            url, old = source, old_page
+            setting = "in place; old way on the current schema"
+        else:
+            get_engine(source).dispose()
+            try:
+                scratch = stack.enter_context(ScratchDatabase(
+                    source, "dashboard", template=make_url(source).database))
+            except psycopg.errors.ObjectInUse as exc:
+                raise SystemExit(f"cannot copy {make_url(source).database}: {exc}; close its "
+                                 "other connections or use --in-place") from None
+            url, old = scratch.url, old_page_on_old_schema
+            setting = "scratch copy; old way without index 0007"
+        result = run(get_engine(url), args, old, setting)
+        get_engine(url).dispose()
+    print(json.dumps(result, ensure_ascii=False))
+    return result
+
+
+def run(engine, args: argparse.Namespace, old: Callable, setting: str) -> dict:
     now = datetime.now(UTC)
     rows, wrong = [], []
     with engine.connect() as conn:
         cases = conn.execute(text("SELECT count(*) FROM case_file")).scalar_one()
         plan = scenarios(conn, args)
-        print(f"database {engine.url.database}: {cases:,} cases; old and new alternating, "
-              f"median of {args.repeat} runs")
+        print(f"database {engine.url.database} ({setting}): {cases:,} cases; old and new "
+              f"alternating, median of {args.repeat} runs")
         print(f"{'scenario':<28} {'old s':>9} {'new s':>9} {'old/new':>8}")
         for scenario in plan:
-            def run(page: Callable, s: Scenario = scenario) -> dict:
-                return page(conn, s.level, s.period, s.compare, now)
+            def page(way: Callable, s: Scenario = scenario) -> dict:
+                conn.rollback()
+                return way(conn, s.level, s.period, s.compare, now)
 
-            differ = disagreements(run(old_page), run(new_page))  # also warms the caches
+            differ = disagreements(page(old), page(new_page))  # also warms the caches
             wrong += [f"{scenario.label}: {part}" for part in differ]
             old_times, new_times = [], []
             for _ in range(args.repeat):
-                old_times.append(timed(lambda: run(old_page)))
-                new_times.append(timed(lambda: run(new_page)))
+                old_times.append(timed(lambda: page(old)))
+                new_times.append(timed(lambda: page(new_page)))
             old_s, new_s = statistics.median(old_times), statistics.median(new_times)
             rows.append({"scenario": scenario.label, "old_s": round(old_s, 4),
                          "new_s": round(new_s, 4), "ratio": round(old_s / new_s, 1),
                          "disagreements": len(differ)})
             print(f"{scenario.label:<28} {old_s:>9.3f} {new_s:>9.3f} {old_s / new_s:>7.1f}x"
                   + (f"  DIFFERENT: {', '.join(differ)}" if differ else ""))
+        conn.rollback()
     old_total, new_total = sum(r["old_s"] for r in rows), sum(r["new_s"] for r in rows)
-    result = {"database": engine.url.database, "cases": cases, "repeat": args.repeat,
-              "scenarios": rows, "old_total_s": round(old_total, 4),
+    result = {"database": engine.url.database, "setting": setting, "cases": cases,
+              "repeat": args.repeat, "scenarios": rows, "old_total_s": round(old_total, 4),
               "new_total_s": round(new_total, 4),
               "ratio_total": round(old_total / new_total, 1),
               "ratio_min": min(r["ratio"] for r in rows),
@@ -183,7 +231,6 @@ def main(argv: list[str] | None = None) -> dict:
               "disagreements": len(wrong)}
     print(f"total {old_total:.3f} s old, {new_total:.3f} s new ({old_total / new_total:.1f}x); "
           f"slowest new page {result['new_max_s']:.3f} s; {len(wrong)} disagreements")
-    print(json.dumps(result, ensure_ascii=False))
     return result
 
 
