@@ -58,7 +58,6 @@ STORED_COLUMNS = (
 )
 SWAP_MIN_ROWS = 50_000  # below this a fresh table is poured into incident, not swapped in
 LOCK_TIMEOUT_MS = 10_000  # the longest a swap waits for the exclusive lock on incident
-_BOUND = re.compile(r"^FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,8 @@ class Partition:
     bound: str  # as pg_get_expr prints it: FOR VALUES FROM ('…') TO ('…')
     lower: int
     upper: int
+    lower_literal: str  # the bound's two timestamps as written in it
+    upper_literal: str
     fresh: str | None = None  # the table built beside it, if it was empty
     rows: int = 0  # rows written to ``fresh``
 
@@ -101,7 +102,6 @@ class BulkLoad:
         self.partitions = _range_partitions(conn) if swapping else []
         self._lowers = np.array([p.lower for p in self.partitions], dtype=np.int64)
         self._checked: set[str] = set()
-        self.loaded = 0
 
     # -- writing ---------------------------------------------------------------------------------
     def write(self, rows: pd.DataFrame) -> BulkResult:
@@ -112,18 +112,14 @@ class BulkLoad:
         if not len(rows):
             return BulkResult(0, [])
         rows = rows.reset_index(drop=True)
-        _refuse_nul(rows)
         at = _utc_micros(rows["reported_at"])
-        ids = self._reserve_ids(len(rows))
-        keep, duplicates = self._claim_keys(rows, ids, at)
+        table = _incident_table(rows, self._reserve_ids(len(rows)), at, self.batch_id)
+        _refuse_nul(table, rows["row_number"])
+        keep, duplicates = self._claim_keys(table, rows["row_number"].to_numpy())
         target = self._targets(at, keep)
         for name in pd.unique(target[keep]):
-            chosen = keep & (target == name)
-            self._copy(name, _incident_csv(rows[chosen], ids[chosen], at[chosen],
-                                           self.batch_id))
-        loaded = int(keep.sum())
-        self.loaded += loaded
-        return BulkResult(loaded, duplicates)
+            self._copy(name, table.filter(pa.array(keep & (target == name))))
+        return BulkResult(int(keep.sum()), duplicates)
 
     def _reserve_ids(self, n: int) -> np.ndarray:
         """``n`` new incident ids; usually one contiguous run, so only its ends are fetched."""
@@ -139,25 +135,20 @@ class BulkLoad:
             return np.arange(low, high + 1, dtype=np.int64)
         return np.array(ids.split(","), dtype=np.int64)
 
-    def _claim_keys(self, rows: pd.DataFrame, ids: np.ndarray,
-                    at: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    def _claim_keys(self, table: pa.Table,
+                    row_number: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
         """Claim the chunk's source keys in row order; the rows that lost come back as
         (row_number, incident id holding the key)."""
-        keep = np.ones(len(rows), dtype=bool)
-        keyed = np.flatnonzero(rows["source_key"].notna().to_numpy())
+        keep = np.ones(len(table), dtype=bool)
+        keyed = np.flatnonzero(table["source_key"].is_valid().to_numpy(zero_copy_only=False))
         if not len(keyed):
             return keep, []
         self.conn.execute(text(
             "CREATE TEMP TABLE IF NOT EXISTS incident_claim (position bigint, source text, "
             "source_key text, id bigint, reported_at timestamptz) ON COMMIT DROP"))
         self.conn.execute(text("TRUNCATE incident_claim"))
-        self._copy("incident_claim", _to_csv(pa.table({
-            "position": pa.array(keyed, type=pa.int64()),
-            "source": _strings(rows["source"].iloc[keyed]),
-            "source_key": _strings(rows["source_key"].iloc[keyed]),
-            "id": pa.array(ids[keyed], type=pa.int64()),
-            "reported_at": _timestamps(at[keyed]),
-        })))  # fmt: skip
+        claims = table.select(["source", "source_key", "id", "reported_at"]).take(keyed)
+        self._copy("incident_claim", claims.append_column("position", pa.array(keyed)))
         claimed = self._insert_keys()
         if claimed == len(keyed):
             return keep, []
@@ -170,7 +161,6 @@ class BulkLoad:
             """
         )).all()
         keep[[position for position, _ in lost]] = False
-        row_number = rows["row_number"].to_numpy()
         return keep, [(int(row_number[position]), holder) for position, holder in lost]
 
     def _insert_keys(self) -> int:
@@ -245,15 +235,15 @@ class BulkLoad:
         return self.conn.execute(text("SELECT pg_relation_size(CAST(:t AS regclass)) = 0"),
                                  {"t": f'"{table}"'}).scalar_one()
 
-    def _copy(self, table: str, payload: bytes) -> None:
-        """COPY a CSV payload into ``table`` (``STORED_COLUMNS``, except for the claim table)."""
+    def _copy(self, table: str, data: pa.Table) -> None:
+        """COPY ``data`` into the same-named columns of ``table``, as CSV."""
         into_parent = table == "incident"
         if into_parent:
             self.conn.execute(text("SET LOCAL gridgov.preassigned = 'on'"))
-        columns = "" if table == "incident_claim" else f" ({', '.join(STORED_COLUMNS)})"
         cursor = self.conn.connection.driver_connection.cursor()
-        with cursor.copy(f'COPY "{table}"{columns} FROM STDIN (FORMAT csv)') as copy:
-            copy.write(payload)
+        with cursor.copy(f'COPY "{table}" ({", ".join(data.column_names)}) '
+                         "FROM STDIN (FORMAT csv)") as copy:
+            copy.write(_to_csv(data))
         if into_parent:
             self.conn.execute(text("SET LOCAL gridgov.preassigned = 'off'"))
 
@@ -302,7 +292,7 @@ class BulkLoad:
     def _ready_to_attach(self, partition: Partition) -> None:
         """Indexes, constraints (a CHECK of the bound, so ATTACH need not scan) and statistics
         on the fresh table: the slow part of a swap, done before any lock."""
-        lower, upper = _BOUND.match(partition.bound).groups()
+        lower, upper = partition.lower_literal, partition.upper_literal
         self._build_like_parent(partition.fresh)
         self.conn.execute(text(
             f'ALTER TABLE "{partition.fresh}" ADD CONSTRAINT "{partition.fresh}_bound" CHECK '
@@ -396,11 +386,11 @@ def _may_swap(conn: Connection) -> bool:
 def _range_partitions(conn: Connection) -> list[Partition]:
     """The ``incident`` partitions with a plain timestamp range, sorted by their start."""
     out = []
-    for name, bound, lower, upper in conn.execute(text(
+    for name, bound, lower, upper, lower_literal, upper_literal in conn.execute(text(
         """
         SELECT c.relname, b.bound,
                (extract(epoch FROM CAST(m[1] AS timestamptz)) * 1e6)::bigint,
-               (extract(epoch FROM CAST(m[2] AS timestamptz)) * 1e6)::bigint
+               (extract(epoch FROM CAST(m[2] AS timestamptz)) * 1e6)::bigint, m[1], m[2]
         FROM pg_inherits i
         JOIN pg_class c ON c.oid = i.inhrelid
         CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
@@ -410,7 +400,7 @@ def _range_partitions(conn: Connection) -> list[Partition]:
         ORDER BY 3
         """
     )).all():
-        out.append(Partition(name, bound, int(lower), int(upper)))
+        out.append(Partition(name, bound, int(lower), int(upper), lower_literal, upper_literal))
     return out
 
 
@@ -428,9 +418,10 @@ def _utc_micros(values: pd.Series) -> np.ndarray:
     return parsed.dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
 
 
-def _incident_csv(rows: pd.DataFrame, ids: np.ndarray, at: np.ndarray,
-                  batch_id: int | None) -> bytes:
-    """``STORED_COLUMNS`` as CSV for COPY."""
+def _incident_table(rows: pd.DataFrame, ids: np.ndarray, at: np.ndarray,
+                    batch_id: int | None) -> pa.Table:
+    """The chunk as ``STORED_COLUMNS``, built once: the claims, the NUL check and every COPY
+    read it."""
     n = len(rows)
     lon, lat = (rows[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in ("lon", "lat"))
     table = pa.table({
@@ -452,15 +443,15 @@ def _incident_csv(rows: pd.DataFrame, ids: np.ndarray, at: np.ndarray,
         "batch_id": pa.array(np.full(n, batch_id or 0), mask=np.full(n, batch_id is None),
                              type=pa.int64()),
     })  # fmt: skip
-    return _to_csv(table)
+    return table
 
 
-def _refuse_nul(rows: pd.DataFrame) -> None:
+def _refuse_nul(table: pa.Table, row_number: pd.Series) -> None:
     """PostgreSQL text cannot hold NUL: say which row and column carries one."""
     for column in ("source", "source_key", "class_code", "description", "orig_crs"):
-        nul = pc.fill_null(pc.match_substring(_strings(rows[column]), "\x00"), False)
+        nul = pc.fill_null(pc.match_substring(table[column], "\x00"), False)
         if pc.any(nul).as_py():
-            row = rows["row_number"].iloc[int(np.argmax(nul.to_numpy(zero_copy_only=False)))]
+            row = row_number.iloc[int(np.argmax(nul.to_numpy(zero_copy_only=False)))]
             raise ValueError(f"row {row}: {column} contains a NUL character, which "
                              "PostgreSQL text cannot hold")
 
