@@ -766,8 +766,9 @@ def users_demo() -> None:
 def heatmap(indicator, level, period, compare, side_by_side, scheme, k, base, class_code,
             source, heat, show_heat, only_level, output: Path) -> None:
     """Write a self-contained HTML heat map of an indicator per management unit."""
+    from gis.case_summary import default_period
     from gis.database import get_engine
-    from webmap.heatmaps import default_period, indicator_map, options_from
+    from webmap.heatmaps import indicator_map, options_from
     from webmap.maps import render_standalone
 
     engine = get_engine()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Hashable
 import folium
 from flask import Blueprint, Response, current_app, request
 
+from gis.case_summary import default_period
 from webmap import current_store
 from webmap.auth import roles_required
 from webmap.command import READ_ROLES
@@ -32,7 +33,6 @@ from webmap.heatmaps import (
     SCHEMES,
     SPECS,
     MapOptions,
-    default_period,
     indicator_map,
     options_from,
 )

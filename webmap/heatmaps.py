@@ -34,10 +34,9 @@ from branca.element import MacroElement
 from folium.template import Template
 from sqlalchemy import Connection, Engine
 
-from gis.case_summary import default_period as default_period  # re-exported for the views
+from gis import incident_heat
 from gis.crs import transform_geometry, wgs84_to_gcj02
 from gis.incident_heat import HEAT_DECIMALS
-from gis.incident_heat import heat_points as load_heat_points
 from gis.indicators import INDICATORS, all_levels, compare_levels
 from gis.models import SOURCES
 from gis.periods import Period, parse_period
@@ -738,6 +737,7 @@ def indicator_map(engine: Engine, options: MapOptions,
         values = load_values(conn, options)
         if options.dual:
             return build_dual_map(levels, values[options.level], options)
-        points = (load_heat_points(conn, options.period, class_code=options.heat_class,
-                                   source=options.heat_source) if options.heat else None)
+        points = (incident_heat.heat_points(conn, options.period, class_code=options.heat_class,
+                                            source=options.heat_source)
+                  if options.heat else None)
     return build_indicator_map(levels, values, options, heat_points=points)

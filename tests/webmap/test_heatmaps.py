@@ -27,10 +27,12 @@ from app import create_app
 from etl.cli import main
 from gis.accounts import GRID_ROLES, create_user, issue_token
 from gis.boundaries import activate, create_generation, read_generation
+from gis.case_summary import default_period
 from gis.catalogues import load_classes
 from gis.crs import wgs84_to_gcj02
 from gis.database import get_engine
 from gis.deadlines import load_rules
+from gis.incident_heat import heat_points as load_heat_points
 from gis.incidents import report_incident
 from gis.indicators import INDICATORS
 from gis.periods import parse_period
@@ -51,11 +53,9 @@ from webmap.heatmaps import (
     MapOptions,
     build_indicator_map,
     classify,
-    default_period,
     format_change,
     format_value,
     indicator_map,
-    load_heat_points,
     options_from,
     shade,
     shade_change,
